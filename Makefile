@@ -1,0 +1,52 @@
+# The two set-up commands of the README:
+#   make book   create .venv, install the lock, build the book (every chapter executed)
+#   make test   the same environment, then the whole test suite
+# Neither needs an activated virtualenv: the venv's bin/ is put first on PATH
+# here, so nbgrader finds `alembic` and Jupyter finds the venv's kernel.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test env lint format lock exercises benchmark clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo
+	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	bash scripts/system-deps.sh
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+# Regenerate the student notebooks from the instructor ones.
+exercises: $(STAMP)
+	$(BIN)/python -m attn_course.release
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/attention_speed.py
+
+lock: $(STAMP)
+	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf _build

@@ -1,0 +1,48 @@
+"""Small helpers shared by the NumPy/torch code paths: namespaces and shape checks."""
+
+from array_api_compat import array_namespace
+
+__all__ = ["array_namespace", "check_feature_dims", "check_same_length", "shape_of"]
+
+
+def shape_of(x) -> tuple[int, ...]:
+    """The shape of an array or tensor as a plain tuple (torch.Size prints noisily)."""
+    return tuple(int(n) for n in x.shape)
+
+
+def check_feature_dims(query, keys, what: str | None = "d_k") -> None:
+    """Check that a query (d,) or queries (..., T_q, d) can be scored against keys (..., T_k, d).
+
+    With ``what=None`` the feature sizes may differ (the additive score projects both).
+    """
+    if query.ndim < 1 or keys.ndim < 2:
+        raise ValueError(
+            f"query needs at least 1 axis and keys at least 2 (T_k, d_k): "
+            f"got query {shape_of(query)} and keys {shape_of(keys)}"
+        )
+    if query.ndim != 1 and query.ndim != keys.ndim:
+        raise ValueError(
+            "queries must be (d,) or have a T_q axis like the keys' T_k axis, (..., T_q, d) with "
+            f"(..., T_k, d): query has shape {shape_of(query)}, keys have shape "
+            f"{shape_of(keys)} (one query per batch element? use query[..., None, :])"
+        )
+    batch_q, batch_k = shape_of(query)[:-2], shape_of(keys)[:-2]
+    if query.ndim > 1 and any(a != b and 1 not in (a, b) for a, b in zip(batch_q, batch_k)):
+        raise ValueError(
+            f"query and keys have different batch sizes: query has shape {shape_of(query)}, "
+            f"keys have shape {shape_of(keys)}"
+        )
+    if what is not None and query.shape[-1] != keys.shape[-1]:
+        raise ValueError(
+            f"query and keys must have the same feature size {what} (last axis): "
+            f"query has shape {shape_of(query)}, keys have shape {shape_of(keys)}"
+        )
+
+
+def check_same_length(keys, values) -> None:
+    """Every key has exactly one value: the T_k axes (second to last) must match."""
+    if values.ndim < 2 or keys.shape[:-1] != values.shape[:-1]:
+        raise ValueError(
+            "keys and values must pair up one to one (same shape except the last axis): "
+            f"keys have shape {shape_of(keys)}, values have shape {shape_of(values)}"
+        )
