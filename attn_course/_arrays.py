@@ -27,7 +27,9 @@ def check_feature_dims(query, keys, what: str | None = "d_k") -> None:
             f"{shape_of(keys)} (one query per batch element? use query[..., None, :])"
         )
     batch_q, batch_k = shape_of(query)[:-2], shape_of(keys)[:-2]
-    if query.ndim > 1 and any(a != b and 1 not in (a, b) for a, b in zip(batch_q, batch_k)):
+    if query.ndim > 1 and any(
+        a != b and 1 not in (a, b) for a, b in zip(batch_q, batch_k, strict=True)
+    ):
         raise ValueError(
             f"query and keys have different batch sizes: query has shape {shape_of(query)}, "
             f"keys have shape {shape_of(keys)}"
