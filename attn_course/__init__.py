@@ -1,36 +1,19 @@
 """attn_course: the code behind the book "Attention, from one context vector to self-attention".
 
-Ordinary modules, one idea each; chapters import them instead of copying code.
+Ordinary modules, one idea each; chapters import them instead of copying code:
 
-- :mod:`attn_course.softmax`: stable and masked softmax
-- :mod:`attn_course.scores`: dot, scaled dot, cosine and additive (MLP) scores
-- :mod:`attn_course.attention`: ``attention`` and ``hard_attention``
+- ``attn_course.softmax``: ``softmax``, ``masked_softmax``
+- ``attn_course.scores``: ``dot_score``, ``scaled_dot_score``, ``cosine_score``, ``additive_score``
+- ``attn_course.attention``: ``attention``, ``hard_weights``, ``hard_attention``
+- ``attn_course.checks``: the checks the graded notebooks' test cells use
 
-Every function here accepts NumPy arrays or torch tensors and returns the same
-kind it was given (one code path, through the array-API namespace of the
-input). Importing the package does not import torch.
+Import from the module that defines a name, e.g.
+``from attn_course.attention import attention``. (The package does not re-export
+them: a function named like its module would hide the module.)
+
+The attention primitives accept NumPy arrays or torch tensors and return the
+same kind (one code path, through the array-API namespace of the input).
+Importing them does not import torch.
 """
 
-from attn_course.attention import attention, hard_attention, hard_weights
-from attn_course.scores import (
-    additive_score,
-    cosine_score,
-    dot_score,
-    init_additive_params,
-    scaled_dot_score,
-)
-from attn_course.softmax import masked_softmax, softmax
-
-__all__ = [
-    "additive_score",
-    "attention",
-    "cosine_score",
-    "dot_score",
-    "hard_attention",
-    "hard_weights",
-    "init_additive_params",
-    "masked_softmax",
-    "scaled_dot_score",
-    "softmax",
-]
 __version__ = "0.1.0"
