@@ -1,0 +1,201 @@
+r"""The attention decoder of Bahdanau, Cho & Bengio (2015): a context C_i for every output.
+
+At output step i the previous decoder state s_{i-1} is compared with every
+encoder state h_j, the scores become a distribution alpha_i by a (masked)
+softmax, and the context is their weighted sum:
+
+.. math::
+
+    e_{ij} = \rho(s_{i-1}, h_j), \qquad
+    \alpha_{ij} = \frac{\exp e_{ij}}{\sum_k \exp e_{ik}}, \qquad
+    C_i = \sum_j \alpha_{ij} h_j,
+
+    s_i = \mathrm{GRU}([y_{i-1}; C_i], s_{i-1}), \qquad
+    p(y_i) = \operatorname{softmax}(W_o [s_i; C_i; y_{i-1}] + b_o).
+
+The three steps (score, softmax, weighted sum) are the course's primitives,
+:func:`attn_course.attention.attention` with a pluggable score from
+:mod:`attn_course.scores`; nothing is reimplemented here.
+
+The decoder has the call signature and the single-step interface of the
+Chapter 1 decoders, so :class:`attn_course.seq2seq.Seq2Seq`,
+:func:`attn_course.seq2seq.greedy_decode` and :mod:`attn_course.train` work
+with it unchanged. It keeps the weights of its last run in ``last_alpha``.
+"""
+
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from attn_course._arrays import shape_of
+from attn_course.attention import attention, hard_weights
+from attn_course.scores import additive_score, cosine_score, dot_score, scaled_dot_score
+
+__all__ = ["SCORES", "AdditiveScore", "AttentionDecoder", "ProjectedScore", "make_score"]
+
+
+class AdditiveScore(nn.Module):
+    """The learned additive (MLP) score rho(s, h_j) = v . tanh(s W_q + h_j W_k).
+
+    Holds the parameters; the arithmetic is :func:`attn_course.scores.additive_score`.
+
+    Shapes: query (B, T_q, d_q), keys (B, T_k, d_k) -> scores (B, T_q, T_k).
+    """
+
+    def __init__(self, d_q: int, d_k: int, d_h: int):
+        super().__init__()
+        self.W_q = nn.Parameter(torch.randn(d_q, d_h) / d_q**0.5)
+        self.W_k = nn.Parameter(torch.randn(d_k, d_h) / d_k**0.5)
+        self.v = nn.Parameter(torch.randn(d_h) / d_h**0.5)
+
+    def forward(self, query, keys):
+        return additive_score(query, keys, self.W_q, self.W_k, self.v)
+
+
+class ProjectedScore(nn.Module):
+    """A parameter-free score (dot, scaled dot, cosine) applied to (s W, h_j).
+
+    The decoder state s and the encoder states h_j may have different sizes;
+    a learned map W (d_q, d_k) brings s to the size of h first (Luong et al.'s
+    "general" score when the score is the dot product). When the sizes agree
+    there is no map and the score compares s and h_j directly.
+
+    Shapes: query (B, T_q, d_q), keys (B, T_k, d_k) -> scores (B, T_q, T_k).
+    """
+
+    def __init__(self, score, d_q: int, d_k: int):
+        super().__init__()
+        self.score = score
+        self.W = nn.Linear(d_q, d_k, bias=False) if d_q != d_k else nn.Identity()
+
+    def forward(self, query, keys):
+        return self.score(self.W(query), keys)
+
+
+SCORES = {"dot": dot_score, "scaled_dot": scaled_dot_score, "cosine": cosine_score}
+
+
+def make_score(name: str, d_q: int, d_k: int, d_h: int | None = None) -> nn.Module:
+    """The score module called ``name``: "additive", "dot", "scaled_dot" or "cosine"."""
+    if name == "additive":
+        return AdditiveScore(d_q, d_k, d_h or d_q)
+    if name in SCORES:
+        return ProjectedScore(SCORES[name], d_q, d_k)
+    raise ValueError(f"unknown score {name!r}: choose one of {['additive', *SCORES]}")
+
+
+class AttentionDecoder(nn.Module):
+    """A GRU decoder that attends over the encoder states at every step.
+
+    Args:
+        vocab_size: size of the output vocabulary V (shared with the input).
+        d_enc: size of an encoder state h_j (2 d for a bidirectional encoder).
+        d_dec: size of the decoder state s_i.
+        d_emb: size of the token embedding of y_{i-1}.
+        score: "additive" (Bahdanau), "dot", "scaled_dot" or "cosine".
+        d_att: hidden size of the additive score (default d_dec).
+        hard_k: ``None`` for soft attention; an int k to keep only the k largest
+            weights at every step (hard attention, for inference; see :meth:`hard`).
+
+    ``forward(tgt_in, h, C, src_mask)`` runs teacher-forced over a whole target
+    and returns logits (B, T, V); ``step`` advances one token for greedy
+    decoding. After either, ``last_alpha`` holds the attention weights
+    (B, T, S) of every step taken so far, detached, for plotting.
+
+    Shapes:
+        tgt_in: (B, T) int, y_0..y_{T-1} (starting with BOS)
+        h: (B, S, d_enc), encoder states;  C: (B, d_enc), the encoder's summary
+        src_mask: (B, S) bool, True on real tokens, False on padding
+        returns: logits (B, T, V)
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_enc: int,
+        d_dec: int,
+        d_emb: int = 32,
+        score: str = "additive",
+        d_att: int | None = None,
+        hard_k: int | None = None,
+    ):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_emb)
+        self.init_s = nn.Linear(d_enc, d_dec)  # s_0 = tanh(W_s C), as in Bahdanau et al.
+        self.score = make_score(score, d_dec, d_enc, d_att)
+        self.cell = nn.GRUCell(d_emb + d_enc, d_dec)
+        self.out = nn.Linear(d_dec + d_enc + d_emb, vocab_size)
+        self.score_name = score
+        self.hard_k = hard_k
+        self.last_alpha = None
+
+    @contextmanager
+    def hard(self, k: int = 1):
+        """Within this block the decoder uses hard attention: top-``k`` weights, renormalised.
+
+        The same trained parameters, a different selection rule at inference::
+
+            with model.decoder.hard(k=1):
+                pred = greedy_decode(model, src, src_mask, max_len)
+        """
+        previous, self.hard_k = self.hard_k, k
+        try:
+            yield self
+        finally:
+            self.hard_k = previous
+
+    def attend(self, s_prev, h, src_mask):
+        """One attention read: C_i and alpha_i for the state s_{i-1}.
+
+        Shapes: s_prev (B, d_dec), h (B, S, d_enc), src_mask (B, S)
+            -> C_i (B, d_enc), alpha_i (B, S)
+        """
+        C_i, alpha = attention(
+            s_prev[:, None, :], h, h, score=self.score, mask=src_mask[:, None, :]
+        )  # (B, 1, d_enc), (B, 1, S)
+        if self.hard_k is not None:  # hard attention: only the top-k inputs survive
+            alpha = hard_weights(alpha, k=min(self.hard_k, h.shape[1]))
+            C_i = alpha @ h  # (B, 1, d_enc)
+        return C_i[:, 0], alpha[:, 0]
+
+    def init_state(self, h, C, src_mask):
+        """The decoder's first state s_0 = tanh(W_s C); also starts a fresh ``last_alpha``.
+
+        Shapes: h (B, S, d_enc), C (B, d_enc), src_mask (B, S) -> s_0 (B, d_dec)
+        """
+        _check_inputs(h, C, src_mask)
+        self._alphas = []
+        return torch.tanh(self.init_s(C))
+
+    def step(self, y_prev, s_prev, h, src_mask):
+        """One output step: attend with s_{i-1}, update the state, predict y_i.
+
+        Shapes: y_prev (B,) int, s_prev (B, d_dec), h (B, S, d_enc), src_mask (B, S)
+            -> logits (B, V), s_i (B, d_dec)
+        """
+        e = self.embed(y_prev)  # (B, d_emb)  y_{i-1}
+        C_i, alpha = self.attend(s_prev, h, src_mask)  # (B, d_enc), (B, S)
+        s = self.cell(torch.cat([e, C_i], dim=-1), s_prev)  # (B, d_dec)
+        logits = self.out(torch.cat([s, C_i, e], dim=-1))  # (B, V)
+        self._alphas.append(alpha.detach())
+        self.last_alpha = torch.stack(self._alphas, dim=1)  # (B, steps so far, S)
+        return logits, s
+
+    def forward(self, tgt_in, h, C, src_mask):
+        B, T = tgt_in.shape
+        s = self.init_state(h, C, src_mask)  # (B, d_dec)
+        logits = []
+        for i in range(T):  # teacher forcing: y_{i-1} is the true previous token
+            logits_i, s = self.step(tgt_in[:, i], s, h, src_mask)
+            logits.append(logits_i)
+        return torch.stack(logits, dim=1)  # (B, T, V)
+
+
+def _check_inputs(h, C, src_mask):
+    B, S, d_enc = h.shape
+    if C.shape != (B, d_enc) or src_mask.shape != (B, S):
+        raise ValueError(
+            "expected h (B, S, d_enc), C (B, d_enc) and src_mask (B, S): got "
+            f"h {shape_of(h)}, C {shape_of(C)}, src_mask {shape_of(src_mask)}"
+        )

@@ -1,0 +1,122 @@
+"""The attention decoder: weights, contexts and hard attention against hand computations."""
+
+import math
+
+import pytest
+import torch
+
+from attn_course.attention_decoder import AttentionDecoder, make_score
+
+SCORES = ["additive", "dot", "scaled_dot", "cosine"]
+
+
+def random_inputs(B=3, S=5, d_enc=6, lengths=(5, 3, 1), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(B, S, d_enc, generator=g)
+    C = torch.randn(B, d_enc, generator=g)
+    src_mask = torch.arange(S)[None, :] < torch.tensor(lengths)[:, None]  # (B, S)
+    return h, C, src_mask
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_weights_sum_to_one_and_are_zero_on_padding(score):
+    torch.manual_seed(0)
+    V, d_enc, d_dec = 7, 6, 4  # d_dec != d_enc: the dot scores need their projection
+    decoder = AttentionDecoder(V, d_enc, d_dec, d_emb=3, score=score)
+    h, C, src_mask = random_inputs(d_enc=d_enc)
+    tgt_in = torch.randint(0, V, (3, 4))
+    logits = decoder(tgt_in, h, C, src_mask)
+    alpha = decoder.last_alpha
+    assert logits.shape == (3, 4, V)
+    assert alpha.shape == (3, 4, 5)  # (B, T, S)
+    torch.testing.assert_close(alpha.sum(-1), torch.ones(3, 4))
+    pad = ~src_mask[:, None, :].expand_as(alpha)
+    assert torch.all(alpha[pad] == 0.0)
+    assert torch.all(alpha[~pad] > 0.0)  # soft attention: every real input gets some weight
+    # a one-token input leaves nothing to choose: all weight on it
+    torch.testing.assert_close(alpha[2, :, 0], torch.ones(4))
+
+
+def test_worked_example_by_hand():
+    """Three encoder states, one decoder state, dot score: alpha and C_i computed by hand."""
+    decoder = AttentionDecoder(5, d_enc=2, d_dec=2, score="dot")  # equal sizes: no projection
+    h = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])  # (1, 3, 2)
+    s_prev = torch.tensor([[math.log(4.0), math.log(3.0) - math.log(4.0)]])  # (1, 2)
+    # scores s.h_j = [ln 4, ln 3 - ln 4, ln 3]  ->  exp = [4, 3/4, 3]  ->  / 7.75
+    C_i, alpha = decoder.attend(s_prev, h, torch.ones(1, 3, dtype=torch.bool))
+    expected_alpha = torch.tensor([[4.0, 0.75, 3.0]]) / 7.75
+    torch.testing.assert_close(alpha, expected_alpha)
+    # C_i = alpha_1 (1, 0) + alpha_2 (0, 1) + alpha_3 (1, 1)
+    torch.testing.assert_close(C_i, torch.tensor([[7.0, 3.75]]) / 7.75)
+
+
+def test_additive_context_matches_a_loop_over_positions():
+    """C_i from the module equals sum_j alpha_ij h_j with e_ij = v.tanh(W_q^T s + W_k^T h_j)."""
+    torch.manual_seed(1)
+    decoder = AttentionDecoder(7, d_enc=6, d_dec=4, score="additive", d_att=5).double()
+    h, C, src_mask = random_inputs(d_enc=6)
+    h = h.double()
+    s_prev = torch.randn(3, 4, dtype=torch.float64)
+    C_i, alpha = decoder.attend(s_prev, h, src_mask)
+    W_q, W_k, v = (p.detach() for p in (decoder.score.W_q, decoder.score.W_k, decoder.score.v))
+    for b in range(3):
+        valid = [j for j in range(5) if src_mask[b, j]]
+        e = {j: float(v @ torch.tanh(s_prev[b] @ W_q + h[b, j] @ W_k)) for j in valid}
+        Z = sum(math.exp(x) for x in e.values())
+        a = [math.exp(e[j]) / Z if j in e else 0.0 for j in range(5)]
+        c = sum(a[j] * h[b, j] for j in valid)
+        torch.testing.assert_close(alpha[b].detach(), torch.tensor(a, dtype=torch.float64))
+        torch.testing.assert_close(C_i[b].detach(), c)
+
+
+def test_forward_equals_stepping_one_token_at_a_time():
+    torch.manual_seed(2)
+    decoder = AttentionDecoder(7, d_enc=6, d_dec=4, d_emb=3)
+    h, C, src_mask = random_inputs(d_enc=6)
+    tgt_in = torch.randint(0, 7, (3, 4))
+    logits = decoder(tgt_in, h, C, src_mask)
+    alpha = decoder.last_alpha
+    s = decoder.init_state(h, C, src_mask)
+    for i in range(4):
+        logits_i, s = decoder.step(tgt_in[:, i], s, h, src_mask)
+        torch.testing.assert_close(logits_i, logits[:, i])
+    torch.testing.assert_close(decoder.last_alpha, alpha)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_hard_attention_keeps_the_top_k_of_the_soft_weights(k):
+    torch.manual_seed(3)
+    decoder = AttentionDecoder(7, d_enc=6, d_dec=4)
+    h, C, src_mask = random_inputs(d_enc=6, lengths=(5, 3, 2))
+    s_prev = torch.randn(3, 4)
+    _, soft = decoder.attend(s_prev, h, src_mask)
+    with decoder.hard(k=k):
+        C_hard, hard = decoder.attend(s_prev, h, src_mask)
+    assert decoder.hard_k is None  # restored after the block
+    top = soft.topk(k, dim=-1)
+    expected = torch.zeros_like(soft).scatter(-1, top.indices, top.values)
+    expected = expected / expected.sum(-1, keepdim=True)
+    torch.testing.assert_close(hard, expected)
+    torch.testing.assert_close(C_hard, torch.einsum("bs,bsd->bd", expected, h))
+    if k == 1:  # argmax attention copies one encoder state
+        torch.testing.assert_close(C_hard, h[torch.arange(3), soft.argmax(-1)])
+
+
+def test_gradients_reach_the_score_parameters():
+    torch.manual_seed(4)
+    decoder = AttentionDecoder(7, d_enc=6, d_dec=4, score="additive")
+    h, C, src_mask = random_inputs(d_enc=6)
+    h.requires_grad_(True)
+    decoder(torch.randint(0, 7, (3, 4)), h, C, src_mask).sum().backward()
+    for p in (decoder.score.W_q, decoder.score.W_k, decoder.score.v, h):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    assert torch.all(h.grad[~src_mask] == 0)  # padding contributes nothing
+
+
+def test_bad_input_is_named():
+    decoder = AttentionDecoder(7, d_enc=6, d_dec=4)
+    h, C, src_mask = random_inputs(d_enc=6)
+    with pytest.raises(ValueError, match=r"src_mask \(3, 4\)"):
+        decoder(torch.zeros(3, 2, dtype=torch.long), h, C, src_mask[:, :4])
+    with pytest.raises(ValueError, match="unknown score 'bilinear'"):
+        make_score("bilinear", 4, 6)
