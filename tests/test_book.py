@@ -1,0 +1,60 @@
+"""The book builds as `make book` builds it: warnings are errors, every chapter executed.
+
+The pages are then checked as files; tests/test_browser.py opens them in a real browser."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+CHAPTERS = [f for f in toc_files() if re.match(r"book/0\d_", f)]
+
+
+def test_the_toc_lists_four_chapters_in_order():
+    assert [Path(f).name[:2] for f in CHAPTERS] == ["01", "02", "03", "04"]
+
+
+def test_chapter_sources_carry_no_outputs():
+    # MyST Markdown notebooks cannot store outputs; make sure nobody committed .ipynb chapters.
+    assert not list((ROOT / "book").glob("*.ipynb"))
+
+
+@pytest.mark.xdist_group("book")
+def test_every_toc_page_is_built(built_book):
+    missing = [f for f in toc_files() if not (built_book / f"{f}.html").is_file()]
+    assert not missing, f"pages missing from the build: {missing}"
+
+
+@pytest.mark.xdist_group("book")
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_was_executed_without_stderr(built_book, chapter):
+    html = (built_book / f"{chapter}.html").read_text()
+    assert "PLACEHOLDER" not in html, f"{chapter} is still a placeholder"
+    assert html.count("cell_output") >= 3, f"{chapter} shows almost no executed output"
+    # stderr in a chapter is a warning or a progress bar leaking into the page
+    assert 'class="output stderr"' not in html, f"{chapter} printed to stderr while executing"
+    assert "Traceback" not in html, f"{chapter} shows a traceback"
+
+
+@pytest.mark.xdist_group("book")
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_has_figures_and_math(built_book, chapter):
+    html = (built_book / f"{chapter}.html").read_text()
+    images = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    figures = [src for src in images if "_images/" in src]
+    assert len(figures) >= 2, f"{chapter} has {len(figures)} figures"
+    for src in figures:
+        assert (built_book / chapter).parent.joinpath(src).resolve().is_file(), src
+    assert "math notranslate" in html, f"{chapter} has no displayed math"
