@@ -1,0 +1,296 @@
+"""Chapter 1 library: tasks and batches, the encoder, the two fixed-context decoders, metrics,
+training and evaluation. References are hand-computed cases and torch's own modules."""
+
+import numpy as np
+import pytest
+import torch
+
+from attn_course.data import (
+    BOS,
+    EOS,
+    PAD,
+    date_task,
+    make_batch,
+    pad_pairs,
+    reversal_task,
+    sort_task,
+)
+from attn_course.rnn import Encoder
+from attn_course.seq2seq import (
+    ChoDecoder,
+    Seq2Seq,
+    SutskeverDecoder,
+    exact_match,
+    greedy_decode,
+    token_accuracy,
+)
+from attn_course.train import evaluate, sequence_loss, train
+
+torch.set_num_threads(1)  # tiny models: one thread is faster than two contending ones
+
+DECODERS = [ChoDecoder, SutskeverDecoder]
+
+
+# ---------------------------------------------------------------- tasks and batches
+
+
+def test_reversal_pairs_and_vocab():
+    task = reversal_task(n_symbols=5)
+    assert task.vocab[:3] == ("<pad>", "<bos>", "<eos>") and task.vocab_size == 8
+    src, tgt = task.sample(np.random.default_rng(0), 6)
+    assert len(src) == 6 and tgt == src[::-1]
+    assert all(3 <= i < 8 for i in src)
+    assert task.decode(task.encode(["a", "c", "e"]) + [EOS, 4]) == ["a", "c", "e"]
+
+
+def test_sort_and_date_pairs_by_hand():
+    sort = sort_task()
+    src, tgt = sort.sample(np.random.default_rng(1), 9)
+    assert tgt == sorted(src)
+    date = date_task()
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        src, tgt = date.sample(rng, 99)  # length is ignored for dates
+        day, month, year = "".join(date.decode(src)).split(" ")
+        iso = "".join(date.decode(tgt))
+        m = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+        assert iso == f"{int(year):04d}-{m.index(month) + 1:02d}-{int(day):02d}"
+    assert "".join(date.decode(date.encode(list("25 nov 2026")))) == "25 nov 2026"
+
+
+def test_pad_pairs_by_hand():
+    batch = pad_pairs([([3, 4, 5], [5, 4, 3]), ([6], [6])])
+    assert batch.src.tolist() == [[3, 4, 5], [6, PAD, PAD]]
+    assert batch.src_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert batch.tgt_in.tolist() == [[BOS, 5, 4, 3], [BOS, 6, PAD, PAD]]
+    assert batch.tgt_out.tolist() == [[5, 4, 3, EOS], [6, EOS, PAD, PAD]]
+    assert batch.tgt_mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert batch.src.dtype == torch.long and batch.src_mask.dtype == torch.bool
+
+
+def test_make_batch_lengths_and_seed():
+    task = reversal_task()
+    batch = make_batch(task, 200, (4, 7), np.random.default_rng(0))
+    lengths = batch.src_mask.sum(1)
+    assert set(lengths.tolist()) == {4, 5, 6, 7}
+    assert batch.src.shape == (200, 7) and batch.tgt_in.shape == (200, 8)
+    assert torch.equal(batch.tgt_mask.sum(1), lengths + 1)  # targets + EOS
+    fixed = make_batch(task, 5, 6, np.random.default_rng(0))
+    assert fixed.src_mask.all()
+    again = make_batch(task, 200, (4, 7), np.random.default_rng(0))
+    assert all(torch.equal(a, b) for a, b in zip(batch, again, strict=True))
+    with pytest.raises(ValueError, match="lo <= hi"):
+        make_batch(task, 5, (7, 4), np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- encoder
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_encoder_shapes_and_padding(cell, bidirectional):
+    torch.manual_seed(0)
+    enc = Encoder(13, d_emb=6, d_hidden=5, cell=cell, bidirectional=bidirectional)
+    d_enc = 10 if bidirectional else 5
+    assert enc.d_enc == d_enc
+    batch = pad_pairs([([3, 4, 5, 6], [6]), ([7, 8], [8])])
+    h, C = enc(batch.src, batch.src_mask)
+    assert h.shape == (2, 4, d_enc) and C.shape == (2, d_enc)
+    assert torch.all(h[1, 2:] == 0)  # padded positions carry no state
+
+    # Appending extra PAD changes neither C nor the real states.
+    src = torch.cat([batch.src, torch.full((2, 3), PAD)], dim=1)
+    h_pad, C_pad = enc(src, src != PAD)
+    torch.testing.assert_close(C_pad, C)
+    torch.testing.assert_close(h_pad[:, :4], h)
+
+    # The short sequence encodes as if it were alone (no padding at all).
+    alone = torch.tensor([[7, 8]])
+    h_alone, C_alone = enc(alone, torch.ones_like(alone, dtype=torch.bool))
+    torch.testing.assert_close(C[1], C_alone[0])
+    torch.testing.assert_close(h[1, :2], h_alone[0])
+
+
+def test_encoder_C_is_last_state_against_cell_by_hand():
+    """C of a unidirectional GRU is the state after the last real token, computed step by step
+    with torch.nn.GRUCell carrying the same weights; the backward half of a BiGRU is the
+    reversed pass's state after the first token."""
+    torch.manual_seed(1)
+    enc = Encoder(10, d_emb=4, d_hidden=3, cell="gru", bidirectional=True)
+    cells = []
+    for suffix in ("", "_reverse"):
+        cell = torch.nn.GRUCell(4, 3)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(cell, name).data.copy_(getattr(enc.rnn, f"{name}_l0{suffix}"))
+        cells.append(cell)
+    tokens = torch.tensor([3, 9, 4, 5, 8])
+    x = enc.embedding(tokens)  # (5, 4)
+    fwd = torch.zeros(1, 3)
+    states_f = []
+    for x_j in x:
+        fwd = cells[0](x_j[None], fwd)
+        states_f.append(fwd[0])
+    bwd = torch.zeros(1, 3)
+    for x_j in x.flip(0):
+        bwd = cells[1](x_j[None], bwd)
+    src = torch.cat([tokens, torch.tensor([PAD, PAD])])[None]
+    h, C = enc(src, src != PAD)
+    torch.testing.assert_close(C[0], torch.cat([states_f[-1], bwd[0]]))
+    torch.testing.assert_close(h[0, :5, :3], torch.stack(states_f))
+
+
+def test_encoder_rejects_bad_input():
+    enc = Encoder(10, 4, 3)
+    src = torch.tensor([[3, 4, 0]])
+    with pytest.raises(ValueError, match=r"\(1, 3\).*\(1, 2\)"):
+        enc(src, torch.ones(1, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="real tokens first"):
+        enc(src, torch.tensor([[True, False, True]]))
+    with pytest.raises(ValueError, match="all False"):
+        enc(src, torch.zeros(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="cell must be one of"):
+        Encoder(10, 4, 3, cell="transformer")
+
+
+# ---------------------------------------------------------------- decoders
+
+
+def _model(Decoder, task, d=16, cell="gru", bidirectional=False):
+    enc = Encoder(task.vocab_size, 8, d, cell=cell, bidirectional=bidirectional)
+    return Seq2Seq(enc, Decoder(task.vocab_size, 8, d, enc.d_enc, cell=cell))
+
+
+@pytest.mark.parametrize("Decoder", DECODERS)
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_decoder_forward_equals_steps(Decoder, cell, bidirectional):
+    """Teacher forcing over all steps at once gives the logits of one step at a time."""
+    torch.manual_seed(0)
+    task = reversal_task()
+    model = _model(Decoder, task, cell=cell, bidirectional=bidirectional)
+    batch = make_batch(task, 3, (2, 5), np.random.default_rng(0))
+    logits = model(batch)
+    B, T = batch.tgt_in.shape
+    assert logits.shape == (B, T, task.vocab_size)
+    h, C = model.encoder(batch.src, batch.src_mask)
+    state = model.decoder.init_state(h, C)
+    for t in range(T):
+        step_logits, state = model.decoder.step(batch.tgt_in[:, t], state, h, C, batch.src_mask)
+        torch.testing.assert_close(step_logits, logits[:, t])
+
+
+def test_the_two_designs_read_C_differently():
+    """Cho: changing C after s_0 still changes the outputs. Sutskever: C acts only through s_0."""
+    torch.manual_seed(0)
+    task = reversal_task()
+    y = torch.tensor([[BOS, 3, 4, 5]])
+    C1, C2 = torch.randn(1, 16), torch.randn(1, 16)
+    for Decoder, depends in ((ChoDecoder, True), (SutskeverDecoder, False)):
+        dec = Decoder(task.vocab_size, 8, 16, 16)
+        s0 = dec.init_state(None, C1)
+        out1, _ = dec.step(y[:, 0], s0, None, C1, None)
+        out2, _ = dec.step(y[:, 0], s0, None, C2, None)  # same state, different C
+        assert (not torch.allclose(out1, out2)) == depends, Decoder.__name__
+    # The Sutskever decoder with d_context == d_hidden starts exactly from C.
+    dec = SutskeverDecoder(task.vocab_size, 8, 16, 16)
+    torch.testing.assert_close(dec.init_state(None, C1), C1)
+
+
+def test_decoder_rejects_wrong_context_size():
+    dec = ChoDecoder(10, 4, 8, d_context=6)
+    with pytest.raises(ValueError, match=r"d_context=6.*\(2, 5\)"):
+        dec(torch.zeros(2, 3, dtype=torch.long), None, torch.zeros(2, 5), None)
+
+
+# ---------------------------------------------------------------- metrics and decoding
+
+
+def test_metrics_by_hand():
+    tgt = pad_pairs([([3], [5, 4, 3]), ([3], [6])])
+    # tgt_out = [[5, 4, 3, EOS], [6, EOS, PAD, PAD]]
+    pred = torch.tensor([[5, 4, 3, EOS, 7], [6, EOS, 9, 9, 9]])  # after EOS: ignored
+    assert exact_match(pred, tgt.tgt_out, tgt.tgt_mask) == 1.0
+    pred = torch.tensor([[5, 4, 3, 3], [6, EOS, 0, 0]])  # first misses its EOS
+    assert exact_match(pred, tgt.tgt_out, tgt.tgt_mask) == 0.5
+    assert exact_match(pred, tgt.tgt_out, tgt.tgt_mask, reduce=False).tolist() == [False, True]
+    assert token_accuracy(pred, tgt.tgt_out, tgt.tgt_mask) == pytest.approx(5 / 6)
+    short = torch.tensor([[5, 4], [6, EOS]])  # too short: the missing targets count as wrong
+    assert exact_match(short, tgt.tgt_out, tgt.tgt_mask) == 0.5
+    assert token_accuracy(short, tgt.tgt_out, tgt.tgt_mask) == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="pred"):
+        exact_match(pred[0], tgt.tgt_out, tgt.tgt_mask)
+
+
+def test_greedy_decode_feeds_back_argmax_and_pads_after_eos():
+    """A decoder whose logits are a fixed function of y_prev: the output chain is checkable."""
+
+    class Table(torch.nn.Module):  # y_prev -> next token: BOS->3, 3->4, 4->EOS, EOS->5
+        nxt = {BOS: 3, 3: 4, 4: EOS, EOS: 5, 5: 5, PAD: 5}
+
+        def init_state(self, h, C):
+            return C
+
+        def step(self, y_prev, state, h, C, src_mask):
+            logits = torch.full((y_prev.shape[0], 6), -1.0)
+            logits[torch.arange(len(y_prev)), [self.nxt[int(y)] for y in y_prev]] = 1.0
+            return logits, state
+
+    class Const(torch.nn.Module):
+        def forward(self, src, src_mask):
+            return None, torch.zeros(src.shape[0], 1)
+
+    model = Seq2Seq(Const(), Table())
+    pred = greedy_decode(model, torch.ones(2, 3, dtype=torch.long), torch.ones(2, 3).bool(), 6)
+    assert pred.tolist() == [[3, 4, EOS, PAD, PAD, PAD]] * 2
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_sequence_loss_against_cross_entropy_on_real_tokens():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5)
+    tgt_out = torch.tensor([[1, 2, 3], [4, 2, 0]])
+    mask = tgt_out != 0
+    expected = torch.nn.functional.cross_entropy(logits[mask], tgt_out[mask])
+    torch.testing.assert_close(sequence_loss(logits, tgt_out, mask), expected)
+
+
+@pytest.mark.parametrize("Decoder", DECODERS)
+def test_both_decoders_learn_short_reversal(Decoder):
+    """A short run beats chance clearly: chance loss is log(V) ~ 2.56 and chance exact match
+    at length 3 is (1/10)^3; after 250 steps the model reverses most length-3 inputs."""
+    task = reversal_task()
+    torch.manual_seed(0)
+    model = _model(Decoder, task, d=32)
+    history = train(
+        model, task, steps=250, batch_size=32, lengths=3, lr=1e-2, seed=0, progress=False
+    )
+    assert len(history["loss"]) == 250
+    assert np.mean(history["loss"][:10]) > 2.0
+    assert np.mean(history["loss"][-20:]) < 0.5
+    scores = evaluate(model, task, lengths=[3], n=200, seed=5)
+    assert scores[3] > 0.6, scores
+
+
+def test_training_is_deterministic_under_the_seed():
+    task = reversal_task()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = _model(ChoDecoder, task)
+        runs.append(train(model, task, 15, 8, (2, 6), seed=7, progress=False)["loss"])
+    assert runs[0] == runs[1]
+    torch.manual_seed(3)
+    model = _model(ChoDecoder, task)
+    other = train(model, task, 15, 8, (2, 6), seed=8, progress=False)["loss"]
+    assert other != runs[0]
+
+
+def test_evaluate_returns_one_score_per_length_and_is_reproducible():
+    task = reversal_task()
+    torch.manual_seed(0)
+    model = _model(SutskeverDecoder, task)
+    first = evaluate(model, task, lengths=[2, 5], n=20, seed=1)
+    assert list(first) == [2, 5] and all(0.0 <= v <= 1.0 for v in first.values())
+    assert evaluate(model, task, lengths=[5], n=20, seed=1) == {5: first[5]}
