@@ -264,7 +264,7 @@ def curves(
     n = len(ys)
     for k, (name, y) in enumerate(ys.items()):
         xk = np.arange(1, len(y) + 1) if xs is None else xs
-        color = colormap(0.85 * k / max(n - 1, 1))  # skip viridis' faint yellow end
+        color = colormap(0.75 * k / max(n - 1, 1))  # skip the faint yellow end
         show_marker = len(y) <= 30 if markers is None else markers
         ax.plot(
             xk,
