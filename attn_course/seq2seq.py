@@ -13,10 +13,11 @@ Two decoders read the single context ``C`` of the encoder in two different ways:
 Every decoder (also the attention decoder of Chapter 2) has the same interface:
 
 - ``decoder(tgt_in, h, C, src_mask) -> logits`` (teacher forcing, all steps at once);
-- ``decoder.init_state(h, C) -> state`` and
+- ``decoder.init_state(h, C, src_mask) -> state`` and
   ``decoder.step(y_prev, state, h, C, src_mask) -> (logits, state)`` (one step, for
   greedy decoding). ``h`` and ``src_mask`` are not used by the fixed-context decoders;
-  they are in the signature so that an attention decoder can look at every ``h_j``.
+  they are in the signature so that an attention decoder can look at every ``h_j``
+  (:class:`attn_course.attention_decoder.AttentionDecoder`).
 
 A state is a tensor (B, d_hidden), or a pair of them (s, memory cell) for an LSTM.
 
@@ -93,7 +94,7 @@ class ChoDecoder(nn.Module):
         self.rnn = make_rnn(cell, d_emb + d_context, d_hidden)
         self.out = nn.Linear(d_hidden + d_emb + d_context, vocab_size)
 
-    def init_state(self, h, C):
+    def init_state(self, h, C, src_mask):
         s0 = torch.tanh(self.init(C))  # (B, d_hidden)
         return (s0, torch.zeros_like(s0)) if self.cell == "lstm" else s0
 
@@ -107,7 +108,7 @@ class ChoDecoder(nn.Module):
 
     def forward(self, tgt_in, h, C, src_mask):
         _check_context(tgt_in, C, self.d_context)
-        return self._run(tgt_in, self.init_state(h, C), C)[0]
+        return self._run(tgt_in, self.init_state(h, C, src_mask), C)[0]
 
     def step(self, y_prev, state, h, C, src_mask):
         logits, state = self._run(y_prev[:, None], state, C)
@@ -140,7 +141,7 @@ class SutskeverDecoder(nn.Module):
         self.rnn = make_rnn(cell, d_emb, d_hidden)
         self.out = nn.Linear(d_hidden + d_emb, vocab_size)
 
-    def init_state(self, h, C):
+    def init_state(self, h, C, src_mask):
         s0 = self.init(C)  # (B, d_hidden)
         return (s0, torch.zeros_like(s0)) if self.cell == "lstm" else s0
 
@@ -152,7 +153,7 @@ class SutskeverDecoder(nn.Module):
 
     def forward(self, tgt_in, h, C, src_mask):
         _check_context(tgt_in, C, self.d_context)
-        return self._run(tgt_in, self.init_state(h, C))[0]
+        return self._run(tgt_in, self.init_state(h, C, src_mask))[0]
 
     def step(self, y_prev, state, h, C, src_mask):
         logits, state = self._run(y_prev[:, None], state)
@@ -184,7 +185,7 @@ def greedy_decode(model: Seq2Seq, src, src_mask, max_len: int) -> torch.Tensor:
         src, src_mask: (B, S); returns (B, max_len) long.
     """
     h, C = model.encoder(src, src_mask)
-    state = model.decoder.init_state(h, C)
+    state = model.decoder.init_state(h, C, src_mask)
     y = torch.full((src.shape[0],), BOS, dtype=torch.long, device=src.device)  # (B,)
     out = []
     for _ in range(max_len):

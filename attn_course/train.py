@@ -13,11 +13,14 @@ Adam, gradient clipping, cross-entropy over the real target tokens)::
 The same seed gives the same batches and therefore, with the same initial weights,
 the same losses from run to run.
 
-The progress bar is plain text ``tqdm`` (not a notebook widget) updated at most
-twice a second: in an executed notebook its carriage returns collapse to a single
-final line, so a built book shows one line per training run, not hundreds.
+The progress bar is plain-text ``tqdm`` (not a notebook widget, which would need
+ipywidgets and store widget state in the book), written to standard output and
+redrawn at most twice a second. When the book executes a chapter, myst-nb merges
+the carriage-return redraws into the last one, so the page shows a single line per
+training run (steps, time, final loss), in the normal output, not as stderr.
 """
 
+import sys
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -92,7 +95,7 @@ def train(
             disable=not progress,
             mininterval=0.5,
             unit="step",
-            dynamic_ncols=False,
+            file=sys.stdout,  # stdout: an executed chapter shows no stderr
             ncols=90,
         )
         for _ in bar:

@@ -173,7 +173,7 @@ def test_decoder_forward_equals_steps(Decoder, cell, bidirectional):
     B, T = batch.tgt_in.shape
     assert logits.shape == (B, T, task.vocab_size)
     h, C = model.encoder(batch.src, batch.src_mask)
-    state = model.decoder.init_state(h, C)
+    state = model.decoder.init_state(h, C, batch.src_mask)
     for t in range(T):
         step_logits, state = model.decoder.step(batch.tgt_in[:, t], state, h, C, batch.src_mask)
         torch.testing.assert_close(step_logits, logits[:, t])
@@ -187,13 +187,13 @@ def test_the_two_designs_read_C_differently():
     C1, C2 = torch.randn(1, 16), torch.randn(1, 16)
     for Decoder, depends in ((ChoDecoder, True), (SutskeverDecoder, False)):
         dec = Decoder(task.vocab_size, 8, 16, 16)
-        s0 = dec.init_state(None, C1)
+        s0 = dec.init_state(None, C1, None)
         out1, _ = dec.step(y[:, 0], s0, None, C1, None)
         out2, _ = dec.step(y[:, 0], s0, None, C2, None)  # same state, different C
         assert (not torch.allclose(out1, out2)) == depends, Decoder.__name__
     # The Sutskever decoder with d_context == d_hidden starts exactly from C.
     dec = SutskeverDecoder(task.vocab_size, 8, 16, 16)
-    torch.testing.assert_close(dec.init_state(None, C1), C1)
+    torch.testing.assert_close(dec.init_state(None, C1, None), C1)
 
 
 def test_decoder_rejects_wrong_context_size():
@@ -227,7 +227,7 @@ def test_greedy_decode_feeds_back_argmax_and_pads_after_eos():
     class Table(torch.nn.Module):  # y_prev -> next token: BOS->3, 3->4, 4->EOS, EOS->5
         nxt = {BOS: 3, 3: 4, 4: EOS, EOS: 5, 5: 5, PAD: 5}
 
-        def init_state(self, h, C):
+        def init_state(self, h, C, src_mask):
             return C
 
         def step(self, y_prev, state, h, C, src_mask):
