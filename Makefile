@@ -27,9 +27,12 @@ book: $(STAMP)
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
+# Extra pytest arguments, e.g. make test PYTEST_ARGS="-k 03_query"
+PYTEST_ARGS ?=
+
 test: $(STAMP)
 	bash scripts/system-deps.sh
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
