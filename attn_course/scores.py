@@ -87,7 +87,7 @@ def additive_score(query, keys, W_q, W_k, v):
     Shapes:
         query: (..., T_q, d_q) or (d_q,)
         keys: (..., T_k, d_k)
-        W_q: (d_q, d_h);  W_k: (d_k, d_h);  v: (d_h,)
+        W_q: (d_q, d_a);  W_k: (d_k, d_a);  v: (d_a,)
         returns: (..., T_q, T_k), or (..., T_k) for a single query.
     """
     check_feature_dims(query, keys, what=None)
@@ -99,27 +99,27 @@ def additive_score(query, keys, W_q, W_k, v):
         )
     if W_q.shape[1] != W_k.shape[1] or v.shape != (W_q.shape[1],):
         raise ValueError(
-            "W_q, W_k and v must share the hidden size d_h: "
+            "W_q, W_k and v must share the hidden size d_a (of the alignment MLP): "
             f"W_q {shape_of(W_q)}, W_k {shape_of(W_k)}, v {shape_of(v)}"
         )
     xp = array_namespace(query, keys)
-    q_h = query @ W_q  # (..., T_q, d_h) or (d_h,)
-    k_h = keys @ W_k  # (..., T_k, d_h)
+    q_h = query @ W_q  # (..., T_q, d_a) or (d_a,)
+    k_h = keys @ W_k  # (..., T_k, d_a)
     if query.ndim > 1:  # pair every query with every key
-        q_h = xp.expand_dims(q_h, axis=-2)  # (..., T_q, 1, d_h)
-        k_h = xp.expand_dims(k_h, axis=-3)  # (..., 1, T_k, d_h)
+        q_h = xp.expand_dims(q_h, axis=-2)  # (..., T_q, 1, d_a)
+        k_h = xp.expand_dims(k_h, axis=-3)  # (..., 1, T_k, d_a)
     return xp.tanh(q_h + k_h) @ v  # (..., T_q, T_k) or (..., T_k)
 
 
-def init_additive_params(d_q: int, d_k: int, d_h: int, seed: int = 0):
+def init_additive_params(d_q: int, d_k: int, d_a: int, seed: int = 0):
     """Random parameters for :func:`additive_score` (NumPy, float64, Xavier-like scale).
 
-    Returns ``dict(W_q=(d_q, d_h), W_k=(d_k, d_h), v=(d_h,))``, ready for
+    Returns ``dict(W_q=(d_q, d_a), W_k=(d_k, d_a), v=(d_a,))``, ready for
     ``functools.partial(additive_score, **params)``.
     """
     rng = np.random.default_rng(seed)
     return {
-        "W_q": rng.normal(0.0, 1.0 / math.sqrt(d_q), size=(d_q, d_h)),
-        "W_k": rng.normal(0.0, 1.0 / math.sqrt(d_k), size=(d_k, d_h)),
-        "v": rng.normal(0.0, 1.0 / math.sqrt(d_h), size=(d_h,)),
+        "W_q": rng.normal(0.0, 1.0 / math.sqrt(d_q), size=(d_q, d_a)),
+        "W_k": rng.normal(0.0, 1.0 / math.sqrt(d_k), size=(d_k, d_a)),
+        "v": rng.normal(0.0, 1.0 / math.sqrt(d_a), size=(d_a,)),
     }

@@ -126,9 +126,9 @@ def test_cosine_of_zero_vector_is_zero():
 
 
 def test_additive_score_matches_explicit_loop_with_different_sizes():
-    B, T_q, T_k, d_q, d_k, d_h = 2, 3, 5, 4, 6, 7
+    B, T_q, T_k, d_q, d_k, d_a = 2, 3, 5, 4, 6, 7
     Q, K = rng.normal(size=(B, T_q, d_q)), rng.normal(size=(B, T_k, d_k))
-    p = init_additive_params(d_q, d_k, d_h, seed=1)
+    p = init_additive_params(d_q, d_k, d_a, seed=1)
     expected = np.array(
         [
             [[p["v"] @ np.tanh(Q[b, i] @ p["W_q"] + K[b, j] @ p["W_k"]) for j in range(T_k)]
