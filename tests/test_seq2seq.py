@@ -16,6 +16,15 @@ from attn_course.data import (
     sort_task,
 )
 from attn_course.rnn import Encoder
+from attn_course.rnn import position_influence as rnn_position_influence
+from attn_course.rnn_numpy import (
+    cho_step,
+    init_decoder_params,
+    init_rnn_params,
+    position_influence,
+    rnn_forward,
+    sutskever_step,
+)
 from attn_course.seq2seq import (
     ChoDecoder,
     Seq2Seq,
@@ -294,3 +303,117 @@ def test_evaluate_returns_one_score_per_length_and_is_reproducible():
     first = evaluate(model, task, lengths=[2, 5], n=20, seed=1)
     assert list(first) == [2, 5] and all(0.0 <= v <= 1.0 for v in first.values())
     assert evaluate(model, task, lengths=[5], n=20, seed=1) == {5: first[5]}
+
+
+# ---------------------------------------------------------------- the NumPy twins (assignment)
+
+
+def _torch_rnn(W_x, W_h, b):
+    """torch.nn.RNN (tanh) carrying the NumPy weights; torch stores them transposed."""
+    rnn = torch.nn.RNN(W_x.shape[0], W_x.shape[1], batch_first=True).double()
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.from_numpy(W_x.T))
+        rnn.weight_hh_l0.copy_(torch.from_numpy(W_h.T))
+        rnn.bias_ih_l0.copy_(torch.from_numpy(b))
+        rnn.bias_hh_l0.zero_()
+    return rnn
+
+
+def test_rnn_forward_by_hand_in_one_dimension():
+    x = np.array([[1.0], [0.0], [-1.0]])
+    h, C = rnn_forward(x, np.array([[1.0]]), np.array([[0.5]]), np.zeros(1))
+    h1 = np.tanh(1.0)
+    h2 = np.tanh(0.5 * h1)
+    h3 = np.tanh(-1.0 + 0.5 * h2)
+    np.testing.assert_allclose(h[:, 0], [h1, h2, h3])
+    np.testing.assert_allclose(C, [h3])
+
+
+def test_rnn_forward_against_torch_rnn():
+    W_x, W_h, b = init_rnn_params(4, 5, seed=1)
+    b = np.random.default_rng(2).normal(size=5)
+    rnn = _torch_rnn(W_x, W_h, b)
+    x = np.random.default_rng(3).normal(size=(2, 6, 4))  # a batch of two sequences
+    h0 = np.random.default_rng(4).normal(size=(2, 5))
+    for init in (None, h0):
+        h, C = rnn_forward(x, W_x, W_h, b, h0=init)
+        t_init = None if init is None else torch.from_numpy(init)[None]
+        h_ref, C_ref = rnn(torch.from_numpy(x), t_init)
+        np.testing.assert_allclose(h, h_ref.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(C, C_ref[0].detach().numpy(), atol=1e-12)
+    h1, C1 = rnn_forward(x[1], W_x, W_h, b)  # no batch axis
+    np.testing.assert_allclose(C1, rnn_forward(x, W_x, W_h, b)[1][1])
+    with pytest.raises(ValueError, match=r"\(6, 3\).*\(4, 5\)"):
+        rnn_forward(x[0, :, :3], W_x, W_h, b)
+
+
+def _linear(weight_blocks, bias):
+    """torch.nn.Linear whose weight is the row-stacked NumPy blocks, transposed."""
+    W = np.concatenate(weight_blocks, axis=0)
+    layer = torch.nn.Linear(*W.shape).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(W.T))
+        layer.bias.copy_(torch.from_numpy(bias))
+    return layer
+
+
+@pytest.mark.parametrize("design", ["cho", "sutskever"])
+def test_decoder_steps_against_torch_rnn_cell(design):
+    d_e, d_s, d_c, V = 3, 4, 5, 6
+    p = init_decoder_params(d_e, d_s, d_c, V, seed=0, design=design)
+    rng = np.random.default_rng(1)
+    p["b"], p["c"] = rng.normal(size=d_s), rng.normal(size=V)
+    e, s_prev, C = rng.normal(size=(2, d_e)), rng.normal(size=(2, d_s)), rng.normal(size=(2, d_c))
+    cho = design == "cho"
+    # the cell reads [e; C] (Cho) or e (Sutskever); the output layer reads [s; e; C] or [s; e]
+    W_in, V_in, inp = [p["W_e"]], [p["V_s"], p["V_e"]], [e]
+    if cho:
+        W_in, V_in, inp = W_in + [p["W_c"]], V_in + [p["V_c"]], inp + [C]
+    cell = torch.nn.RNNCell(sum(w.shape[0] for w in W_in), d_s).double()
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.from_numpy(np.concatenate(W_in).T))
+        cell.weight_hh.copy_(torch.from_numpy(p["W_s"].T))
+        cell.bias_ih.copy_(torch.from_numpy(p["b"]))
+        cell.bias_hh.zero_()
+    inp = torch.from_numpy(np.concatenate(inp, axis=-1))
+    s_ref = cell(inp, torch.from_numpy(s_prev))
+    logits_ref = _linear(V_in, p["c"])(torch.cat([s_ref, inp], dim=-1))
+    logits, s = cho_step(e, s_prev, C, p) if cho else sutskever_step(e, s_prev, p)
+    np.testing.assert_allclose(s, s_ref.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(logits, logits_ref.detach().numpy(), atol=1e-12)
+
+
+def test_numpy_position_influence_by_hand_and_against_autograd():
+    # W_h = 0: C = tanh(x_n W_x) sees only the last input, with derivative (1 - C^2) W_x
+    W_x = np.array([[2.0, 0.0], [0.0, 1.0]])
+    x = np.array([[0.3, 0.1], [0.5, -0.2], [0.1, 0.4]])
+    influence = position_influence(lambda x: rnn_forward(x, W_x, 0 * W_x, np.zeros(2))[1], x)
+    C = np.tanh(x[-1] @ W_x)
+    expected_last = np.linalg.norm((1 - C**2)[None, :] * W_x)  # rows k of dC/dx_n
+    np.testing.assert_allclose(influence, [0.0, 0.0, expected_last], atol=1e-8)
+
+    W_x, W_h, b = init_rnn_params(3, 4, seed=5, scale=1.5)
+    rnn = _torch_rnn(W_x, W_h, b)
+    x = np.random.default_rng(6).normal(size=(7, 3))
+    J = torch.autograd.functional.jacobian(lambda t: rnn(t[None])[1][0, 0], torch.from_numpy(x))
+    expected = J.pow(2).sum(dim=(0, 2)).sqrt().numpy()  # J: (d_h, n, d_x)
+    got = position_influence(lambda x: rnn_forward(x, W_x, W_h, b)[1], x)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_torch_position_influence_against_finite_differences(bidirectional):
+    torch.manual_seed(0)
+    enc = Encoder(10, d_emb=3, d_hidden=4, cell="gru", bidirectional=bidirectional).double()
+    batch = pad_pairs([([3, 4, 5, 6, 7], [3]), ([8, 9], [8])])
+    got = rnn_position_influence(enc, batch.src, batch.src_mask)
+    assert got.shape == (2, 5) and torch.all(got[1, 2:] == 0)
+    for b, n in enumerate(batch.src_mask.sum(1).tolist()):
+        x = enc.embed(batch.src[b : b + 1, :n]).detach()[0].numpy()
+        mask = torch.ones(1, n, dtype=torch.bool)
+
+        def encode(x, mask=mask):
+            with torch.no_grad():
+                return enc.encode(torch.from_numpy(x)[None], mask)[1][0].numpy()
+
+        np.testing.assert_allclose(got[b, :n].numpy(), position_influence(encode, x), rtol=1e-6)
