@@ -1,0 +1,508 @@
+"""The built book as a reader sees it, in headless Chromium.
+
+The HTML is served on 127.0.0.1 (a free port, an http.server thread) and
+every page of ``_toc.yml`` is opened in Debian's Chromium (installed by
+``scripts/system-deps.sh``; never ``playwright install``). On every page:
+
+- nothing is requested from outside the local server (such requests are
+  blocked and fail the test: the book must work offline);
+- no JavaScript error: no uncaught exception, no console error, no failed
+  local request;
+- every image loads (``naturalWidth > 0``), every figure in the text has alt
+  text, and no figure is shrunk so much that its labels become unreadable;
+- the math is typeset: MathJax loaded, every math element holds MathJax
+  output, no MathJax error, and no raw TeX (``$$``, ``\\(``, ``\\begin``, a
+  TeX command) is left in the text outside code;
+- a full-page screenshot goes to ``_build/screenshots/``.
+
+Then navigation (next/previous links and the sidebar lead to the right pages,
+numbered chapters are numbered) and search ("softmax" finds pages).
+
+The checks themselves are first run on a hand-made broken page, so a check
+that cannot fail would show up.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+try:  # tests/ is not a package: pytest puts it on sys.path
+    from test_links import book_html, toc_entries  # noqa: F401  (book_html is a fixture)
+except ImportError:  # pragma: no cover  (if tests/ ever becomes a package)
+    from tests.test_links import book_html, toc_entries  # noqa: F401
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    # Belt and braces: no host name resolves, so nothing can leave the machine
+    # even if a request slipped past the router below.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+VIEWPORT = {"width": 1280, "height": 900}
+TIMEOUT_MS = 30_000
+
+# A figure in the text must be drawn at least this many CSS pixels per inch of
+# matplotlib figure, so that a 10 pt label is at least ~9.7 px tall on screen.
+MIN_PX_PER_INCH = 70
+
+TOC = toc_entries()
+PAGES = [doc for doc, _ in TOC]
+
+
+# --------------------------------------------------------------------------
+# Serving the site, driving the browser
+# --------------------------------------------------------------------------
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002  (the base class's name)
+        pass
+
+
+@dataclass
+class Site:
+    root: Path
+    base: str  # http://127.0.0.1:PORT
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path}"
+
+    def is_local(self, url: str) -> bool:
+        return url == self.base or url.startswith(self.base + "/")
+
+
+def serve(root: Path):
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, Site(root, f"http://127.0.0.1:{server.server_address[1]}")
+
+
+@pytest.fixture(scope="module")
+def site(book_html):  # noqa: F811
+    server, site = serve(book_html)
+    yield site
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-deps.sh` (Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(book_html):  # noqa: F811
+    folder = Path(book_html).parent / "screenshots"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@dataclass
+class Visit:
+    """What happened while a page was open."""
+
+    external_requests: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+
+
+def open_context(browser, site: Site):
+    """A browser context that blocks (and records) every request not to the local server."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    visit = Visit()
+
+    def route(route):
+        url = route.request.url
+        if site.is_local(url):
+            route.continue_()
+        else:
+            visit.external_requests.append(url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", route)
+
+    def watch(page):
+        page.on("pageerror", lambda err: visit.page_errors.append(str(err)))
+        page.on(
+            "console",
+            lambda msg: (
+                msg.type == "error"
+                and visit.console_errors.append(f"{msg.text} ({msg.location.get('url', '')})")
+            ),
+        )
+        page.on(
+            "response",
+            lambda r: (
+                r.status >= 400
+                and site.is_local(r.url)
+                and visit.failed_requests.append(f"{r.status} {r.url}")
+            ),
+        )
+        page.on(
+            "requestfailed",
+            lambda r: site.is_local(r.url) and visit.failed_requests.append(f"{r.failure} {r.url}"),
+        )
+
+    context.on("page", watch)
+    return context, visit
+
+
+# --------------------------------------------------------------------------
+# What is checked on one page
+# --------------------------------------------------------------------------
+
+_WAIT_FOR_MATHJAX = """
+async () => {
+  const mj = window.MathJax;
+  if (mj && mj.startup && mj.startup.promise) { await mj.startup.promise; return true; }
+  return false;
+}
+"""
+
+_PAGE_FACTS = """
+async () => {
+  const content = document.querySelector('article, main') || document.body;
+  const images = await Promise.all(Array.from(document.images).map(async (img) => {
+    try { await img.decode(); } catch (e) {}
+    return {
+      src: img.currentSrc || img.src, attrSrc: img.getAttribute('src') || '',
+      ok: img.complete && img.naturalWidth > 0,
+      alt: (img.getAttribute('alt') || '').trim(),
+      inText: content.contains(img) && !img.closest('.sidebar-primary-items__start, .navbar-brand'),
+      naturalWidth: img.naturalWidth, renderedWidth: img.getBoundingClientRect().width,
+    };
+  }));
+  const maths = Array.from(content.querySelectorAll('.math'));
+  // The text a reader sees, without code, outputs and typeset math.
+  const clone = content.cloneNode(true);
+  const notProse = 'pre, code, script, style, textarea, mjx-container, .highlight, .cell_output';
+  clone.querySelectorAll(notProse).forEach((e) => e.remove());
+  return {
+    title: document.title,
+    images,
+    mathElements: maths.length,
+    mathUnrendered: maths.filter((m) => !m.querySelector('mjx-container'))
+                         .map((m) => m.textContent.trim().slice(0, 80)),
+    mathErrors: Array.from(document.querySelectorAll('mjx-merror'))
+                     .map((m) => (m.getAttribute('data-mjx-error') || m.textContent).slice(0, 80)),
+    mathjaxReady: !!(window.MathJax && window.MathJax.startup && window.MathJax.typesetPromise),
+    text: clone.textContent,
+  };
+}
+"""
+
+# Raw TeX a reader must never see in prose: display/inline delimiters, an
+# environment, a TeX command, or a $...$ pair.
+RAW_TEX = [
+    re.compile(r"\$\$"),
+    re.compile(r"\\[()\[\]]"),
+    re.compile(r"\\begin\{"),
+    re.compile(r"\\[a-zA-Z]{2,}"),
+    # $...$ with TeX inside (a _, ^, backslash or brace) or around a single letter;
+    # "costs $5 and $10" is prose.
+    re.compile(r"\$(?=[^$\n]{0,80}[_^\\{}])[^\s$][^$\n]{0,80}?\$|\$[A-Za-z]\$"),
+]
+
+
+def _png_dpi(site: Site, url: str) -> float | None:
+    """The dpi stored in a local PNG (matplotlib writes it), or None."""
+    if not site.is_local(url):
+        return None
+    path = site.root / unquote(urlsplit(url).path).lstrip("/")
+    if path.suffix.lower() != ".png" or not path.is_file():
+        return None
+    from PIL import Image
+
+    with Image.open(path) as image:
+        dpi = image.info.get("dpi")
+    return float(dpi[0]) if dpi and dpi[0] else None
+
+
+def page_problems(site: Site, page, visit: Visit) -> list[str]:
+    """Everything wrong with the page now open in ``page``, in words."""
+    problems = [f"requested from outside the book: {u}" for u in visit.external_requests]
+    problems += [f"JavaScript error: {e}" for e in visit.page_errors]
+    problems += [f"console error: {e}" for e in visit.console_errors]
+    problems += [f"failed request: {e}" for e in visit.failed_requests]
+
+    try:
+        page.evaluate(_WAIT_FOR_MATHJAX)
+    except Exception as err:  # a MathJax startup failure is reported below
+        problems.append(f"MathJax did not start: {err}")
+    facts = page.evaluate(_PAGE_FACTS)
+
+    for img in facts["images"]:
+        if not img["ok"]:
+            problems.append(f"broken image: {img['src']}")
+            continue
+        if not img["inText"]:
+            continue
+        name = Path(urlsplit(img["attrSrc"]).path).name
+        if not img["alt"] or img["alt"] in (img["attrSrc"], name):
+            problems.append(f"figure without alt text: {img['attrSrc']}")
+        dpi = _png_dpi(site, img["src"])
+        if dpi and img["renderedWidth"] > 0:
+            px_per_inch = img["renderedWidth"] / (img["naturalWidth"] / dpi)
+            if px_per_inch < MIN_PX_PER_INCH:
+                problems.append(
+                    f"figure shrunk to {px_per_inch:.0f} px per inch (labels unreadable; "
+                    f"draw it narrower, figsize ≈ (7, 3.5)): {img['attrSrc']}"
+                )
+
+    if facts["mathElements"] and not facts["mathjaxReady"]:
+        problems.append(f"MathJax not loaded, {facts['mathElements']} math elements untypeset")
+    problems += [f"math not typeset: {m!r}" for m in facts["mathUnrendered"]]
+    problems += [f"MathJax error: {m!r}" for m in facts["mathErrors"]]
+    problems += [f"raw TeX in the text: {snippet!r}" for snippet in raw_tex(facts["text"])]
+    return problems
+
+
+def raw_tex(text: str, context: int = 25) -> list[str]:
+    """Snippets of ``text`` around raw TeX, overlapping matches merged."""
+    spans = sorted((m.start(), m.end()) for p in RAW_TEX for m in p.finditer(text))
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1] + context:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [" ".join(text[max(a - context, 0) : b + context].split()) for a, b in merged]
+
+
+# --------------------------------------------------------------------------
+# The checks can fail
+# --------------------------------------------------------------------------
+
+# Both test pages lay images out like the book: at most the width of a text column.
+_BOOK_LAYOUT = "<style>article { width: 730px } img { max-width: 100% }</style>"
+
+BROKEN_PAGE = r"""<!DOCTYPE html><html><head><title>broken</title>{layout}
+<script src="http://127.0.0.2:9/cdn/lib.js"></script></head>
+<body><article>
+<p>Display math left raw: $$x^2$$ and an inline one \(a_i\), and $b_j$.</p>
+<span class="math">\(y\)</span>
+<img src="missing.png" alt="a picture that is not there">
+<img src="plot.png">
+<img src="huge.png" alt="a figure drawn 20 inches wide">
+<script>window.callSomethingUndefined();</script>
+<script>console.error("something went wrong");</script>
+</article></body></html>
+"""
+
+CLEAN_PAGE = """<!DOCTYPE html><html><head><title>clean</title>
+<link rel="icon" href="data:,">{layout}</head>
+<body><article><p>Prices in $ stay prose.</p><pre>$$ \\alpha in code is fine $$</pre>
+<img src="plot.png" alt="a small test figure"></article></body></html>
+"""
+
+
+def test_checks_catch_a_broken_page(tmp_path, browser):
+    from PIL import Image
+
+    Image.new("RGB", (70, 35), "white").save(tmp_path / "plot.png", dpi=(100, 100))
+    Image.new("RGB", (2000, 500), "white").save(tmp_path / "huge.png", dpi=(100, 100))
+    (tmp_path / "broken.html").write_text(BROKEN_PAGE.replace("{layout}", _BOOK_LAYOUT))
+    (tmp_path / "clean.html").write_text(CLEAN_PAGE.replace("{layout}", _BOOK_LAYOUT))
+    server, site = serve(tmp_path)
+    try:
+        context, visit = open_context(browser, site)
+        page = context.new_page()
+        page.goto(site.url("broken.html"), wait_until="load")
+        problems = "\n".join(page_problems(site, page, visit))
+        context.close()
+
+        context, visit = open_context(browser, site)
+        page = context.new_page()
+        page.goto(site.url("clean.html"), wait_until="load")
+        clean_problems = page_problems(site, page, visit)
+        context.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    for expected in [
+        "requested from outside the book: http://127.0.0.2:9/cdn/lib.js",
+        "JavaScript error: ",
+        "console error: something went wrong",
+        "failed request: 404 ",
+        "broken image: ",
+        "figure without alt text: plot.png",
+        "figure shrunk to",
+        "MathJax not loaded, 1 math elements untypeset",
+        "math not typeset: '\\\\(y\\\\)'",
+        "raw TeX in the text: 'Display math left raw: $$x^2$$",
+    ]:
+        assert expected in problems, f"the checks missed {expected!r}; they found:\n{problems}"
+    assert clean_problems == [], clean_problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["$$x^2$$", r"\(a_i\)", r"\[ x \]", r"\begin{aligned}", r"where \alpha is", "$b_j$", "$x$"],
+)
+def test_raw_tex_is_found(text):
+    assert raw_tex(f"Some prose, {text}, more prose.") != []
+
+
+@pytest.mark.parametrize("text", ["costs $5 and $10", "a $ sign", "C_i and x^2 in plain words"])
+def test_prose_is_not_raw_tex(text):
+    assert raw_tex(text) == []
+
+
+# --------------------------------------------------------------------------
+# Every page of the book
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_page_reads_well(doc, site, browser, screenshots):
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{doc}.html"), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        problems = page_problems(site, page, visit)
+        number = PAGES.index(doc)
+        page.screenshot(
+            path=str(screenshots / f"{number:02d}_{doc.replace('/', '_')}.png"), full_page=True
+        )
+    finally:
+        context.close()
+    assert not problems, f"{doc}.html:\n" + "\n".join(problems)
+
+
+def _sidebar_links(page) -> list[dict]:
+    return page.eval_on_selector_all(
+        "nav.bd-docs-nav a.reference.internal",
+        "els => els.map(a => ({href: a.href.split('#')[0], text: a.innerText.trim()}))",
+    )
+
+
+def test_sidebar_lists_the_toc_in_order_with_numbered_chapters(site, browser):
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{PAGES[0]}.html"), wait_until="load")
+        links = _sidebar_links(page)
+    finally:
+        context.close()
+    assert [link["href"] for link in links] == [site.url(f"{d}.html") for d in PAGES]
+    numbers = [(re.match(r"(\d+)\.\s", link["text"]) or [None, None])[1] for link in links]
+    expected, count = [], 0
+    for _, numbered in TOC:
+        count += numbered
+        expected.append(str(count) if numbered else None)
+    assert numbers == expected, [link["text"] for link in links]
+    assert not visit.page_errors and not visit.console_errors
+
+
+def _current_in_sidebar(page) -> str:
+    """The URL of the page the sidebar marks as the current one."""
+    return page.eval_on_selector(
+        "nav.bd-docs-nav li.current > a", "a => new URL(a.getAttribute('href'), location.href).href"
+    ).split("#")[0]
+
+
+def test_next_and_previous_links_walk_the_book_in_order(site, browser):
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{PAGES[0]}.html"), wait_until="load")
+        assert page.locator("a.left-prev").count() == 0, "the first page has a 'previous' link"
+        for doc in PAGES[1:]:
+            page.locator("a.right-next").click()
+            page.wait_for_url(site.url(f"{doc}.html"))
+            assert page.locator("article h1").count() == 1, f"{doc}: no single page title"
+            assert _current_in_sidebar(page) == site.url(f"{doc}.html"), doc
+        assert page.locator("a.right-next").count() == 0, "the last page has a 'next' link"
+        for doc in reversed(PAGES[:-1]):
+            page.locator("a.left-prev").click()
+            page.wait_for_url(site.url(f"{doc}.html"))
+    finally:
+        context.close()
+    assert not visit.page_errors and not visit.console_errors, visit
+    assert not visit.external_requests, visit.external_requests
+
+
+def test_sidebar_links_open_their_pages(site, browser):
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{PAGES[-1]}.html"), wait_until="load")
+        for doc in PAGES:
+            link = page.locator(
+                f'nav.bd-docs-nav a.reference.internal[href$="{Path(doc).name}.html"]'
+            )
+            link.first.click()
+            page.wait_for_url(site.url(f"{doc}.html"))
+            assert _current_in_sidebar(page) == site.url(f"{doc}.html"), doc
+    finally:
+        context.close()
+    assert not visit.page_errors and not visit.console_errors, visit
+
+
+def test_root_redirects_to_the_first_page(site, browser):
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(""), wait_until="load")
+        page.wait_for_url(site.url(f"{PAGES[0]}.html"))
+    finally:
+        context.close()
+
+
+def test_search_finds_softmax(site, browser, screenshots):
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{PAGES[0]}.html"), wait_until="load")
+        # As a reader would: open the search box, type, press Enter.
+        page.locator("button.search-button__button:visible").first.click()
+        box = page.locator("#pst-search-dialog input[name=q]")
+        box.fill("softmax")
+        box.press("Enter")
+        page.wait_for_url(re.compile(r"/search\.html\?q=softmax"))
+        results = page.locator("#search-results ul.search li")
+        results.first.wait_for(state="attached")
+        page.wait_for_function(
+            "() => /Search finished/.test(document.querySelector('#search-results')?.innerText)"
+        )
+        hrefs = results.locator("a").evaluate_all("els => els.map(a => a.href.split('#')[0])")
+        page.screenshot(path=str(screenshots / "search_softmax.png"), full_page=True)
+    finally:
+        context.close()
+    assert hrefs, "no search results for 'softmax'"
+    toc_urls = {site.url(f"{d}.html") for d in PAGES}
+    unknown = [h.split("?")[0] for h in hrefs if h.split("?")[0] not in toc_urls]
+    assert not unknown, f"search results outside the book's pages: {unknown}"
+    assert not visit.page_errors and not visit.console_errors, visit
+    assert not visit.external_requests, visit.external_requests
