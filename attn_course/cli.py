@@ -1,0 +1,146 @@
+"""The ``attn-course`` command.
+
+Subcommands (``attn-course SUBCOMMAND --help`` for each):
+
+- ``grade``: grade a whole class's submissions of one assignment in parallel, boxed
+  (:mod:`attn_course.grading.batch`);
+- ``check``: a student's self-check of one notebook before handing it in
+  (:mod:`attn_course.grading.selfcheck`).
+
+A new subcommand is a function ``_add_NAME(subparsers)`` that registers its parser
+with ``set_defaults(func=...)``; :func:`main` dispatches on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _add_grade(sub) -> None:
+    p = sub.add_parser(
+        "grade",
+        help="grade every submission of an assignment (parallel, sandboxed, into the gradebook)",
+        description=(
+            "Grade every submission of ASSIGNMENT in SUBMISSIONS with nbgrader, in parallel. "
+            "SUBMISSIONS is a folder in nbgrader's layout (<student_id>/ASSIGNMENT/*.ipynb), or "
+            "an LMS download (zip or folder), mapped with nbgrader's zip_collect. Scores go to "
+            "the gradebook, feedback HTML and grades.csv to --out. Exit status 0 when every "
+            "submission got a row (even a zero); 2 for a setup error."
+        ),
+    )
+    p.add_argument("assignment", metavar="ASSIGNMENT", help="e.g. 03_query_key_value")
+    p.add_argument("submissions", metavar="SUBMISSIONS", type=Path)
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        help="parallel workers (default: the number of cores)",
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="gradebook URL (default: sqlite:///<course>/gradebook.db; "
+        "postgresql://user@host/db for a shared one)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for grades.csv and feedback (default: <course>/graded/ASSIGNMENT)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds per cell before it is interrupted (default: the course config's, else 60)",
+    )
+    p.add_argument("--memory", default="2G", help="memory limit per kernel (default: 2G)")
+    p.add_argument(
+        "--course",
+        type=Path,
+        default=None,
+        help="course folder (default: the nearest folder with nbgrader_config.py)",
+    )
+    p.add_argument(
+        "--lms-regexp",
+        default=None,
+        help="regular expression with (?P<student_id>...) and (?P<file_id>...) for "
+        "the file paths of an LMS download (nbgrader's FileNameCollectorPlugin)",
+    )
+    p.add_argument("--keep-work", action="store_true", help="keep the temporary work folders")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_grade)
+
+
+def _grade(args) -> int:
+    from attn_course.grading.batch import GradeOptions, grade
+
+    opts = GradeOptions(
+        assignment=args.assignment,
+        submissions=args.submissions,
+        jobs=args.jobs,
+        db=args.db,
+        out=args.out,
+        timeout=args.timeout,
+        memory=args.memory,
+        course=args.course,
+        lms_regexp=args.lms_regexp,
+        keep_work=args.keep_work,
+        progress=not args.no_progress,
+    )
+    grade(opts)
+    return 0
+
+
+def _add_check(sub) -> None:
+    p = sub.add_parser(
+        "check",
+        help="run a notebook's tests and say which parts pass (a student's self-check)",
+        description=(
+            "Run NOTEBOOK from top to bottom in a fresh kernel, as the grader will, and print "
+            "for every graded part whether its tests passed, and why not. Only the tests in "
+            "the notebook run: the hidden tests of the real grading are not there."
+        ),
+    )
+    p.add_argument("notebook", metavar="NOTEBOOK", type=Path)
+    p.add_argument("--timeout", type=int, default=60, help="seconds per cell (default: 60)")
+    p.set_defaults(func=_check)
+
+
+def _check(args) -> int:
+    from attn_course.grading.selfcheck import check_notebook
+
+    return check_notebook(args.notebook, timeout=args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``attn-course`` console script."""
+    parser = argparse.ArgumentParser(prog="attn-course", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    _add_grade(sub)
+    _add_check(sub)
+    args = parser.parse_args(argv)
+    # nbgrader runs `alembic` and Jupyter starts `python`: this interpreter's first
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    from attn_course.grading.batch import SetupError
+
+    try:
+        return args.func(args)
+    except SetupError as err:
+        print(f"attn-course {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("attn-course: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,557 @@
+"""``attn-course grade``: a whole class, in parallel, each submission boxed.
+
+The parent process
+
+1. finds the course folder (the one with ``nbgrader_config.py``), checks the
+   assignment, and records it in the gradebook with nbgrader's own
+   ``GenerateAssignment`` (into a throw-away release folder, so ``exercises/``
+   is not touched), plus once into a private SQLite *template* gradebook;
+2. finds the submissions (nbgrader's ``<student>/<assignment>/`` layout, or an
+   LMS download mapped by nbgrader's ``zip_collect``);
+3. hands one submission at a time to each of N worker processes
+   (:mod:`attn_course.grading.worker`), each grading into its own copy of the
+   template;
+4. is the only writer of the course's gradebook: it copies each result into it
+   as soon as it arrives (SQLite or PostgreSQL, through nbgrader's ``Gradebook``);
+5. writes ``grades.csv`` and prints a summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import mean, median
+from time import monotonic
+
+__all__ = ["GradeOptions", "SetupError", "find_course", "grade"]
+
+
+class SetupError(Exception):
+    """A problem with the command itself (no such assignment, unreadable folder, ...)."""
+
+
+@dataclass
+class GradeOptions:
+    assignment: str
+    submissions: Path
+    jobs: int | None = None
+    db: str | None = None
+    out: Path | None = None
+    timeout: int | None = None
+    memory: str = "2G"
+    course: Path | None = None
+    lms_regexp: str | None = None
+    keep_work: bool = False
+    progress: bool = True
+
+
+# --- the course -------------------------------------------------------------------------
+
+
+def find_course(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working folder) with
+    ``nbgrader_config.py``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "nbgrader_config.py").is_file():
+            return folder
+    raise SetupError(
+        f"no nbgrader_config.py in {here} or any folder above it: run the command from the "
+        "course folder, or pass --course DIR"
+    )
+
+
+def load_course_config(course: Path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    try:
+        return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    except Exception as err:  # noqa: BLE001
+        raise SetupError(f"cannot read {course / 'nbgrader_config.py'}: {err}") from err
+
+
+def _plain(cfg) -> dict:
+    out = {}
+    for key, value in cfg.items():
+        out[key] = _plain(value) if hasattr(value, "items") else value
+    return out
+
+
+def _quiet_logger(name: str) -> logging.Logger:
+    log = logging.getLogger(name)
+    log.setLevel(logging.ERROR)
+    log.propagate = False
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler(sys.stderr))
+    return log
+
+
+def record_assignment(course: Path, cfg, assignment: str, db_url: str, release_dir: Path) -> None:
+    """Put the assignment (notebooks, graded cells, checksums) into a gradebook with nbgrader's
+    GenerateAssignment, writing the student version to ``release_dir``."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    c = Config(cfg)
+    c.CourseDirectory.root = str(course)
+    c.CourseDirectory.release_directory = str(release_dir)
+    c.CourseDirectory.db_url = db_url
+    c.CourseDirectory.assignment_id = assignment
+    c.GenerateAssignment.force = True
+    c.GenerateAssignment.create_assignment = True
+    coursedir = CourseDirectory(config=c)
+    conv = GenerateAssignment(coursedir=coursedir, config=c)
+    conv.log = _quiet_logger("attn_course.grading.setup")
+    try:
+        conv.start()
+    except Exception as err:  # noqa: BLE001
+        url = db_url.split("@")[-1]
+        raise SetupError(
+            f"could not record assignment {assignment} in the gradebook ({url}): {err}"
+        ) from err
+
+
+def assignment_cells(db_url: str, assignment: str) -> dict[str, list[str]]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        a = gb.find_assignment(assignment)
+        return {nb.name: sorted(c.name for c in nb.source_cells) for nb in a.notebooks}
+
+
+def release_checksums(release: Path) -> dict[str, dict[str, str]]:
+    """notebook -> grade_id -> checksum of the cell as students received it."""
+    import nbformat
+
+    out = {}
+    for path in sorted(release.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        out[path.stem] = {
+            c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["checksum"]
+            for c in nb.cells
+            if "checksum" in c.get("metadata", {}).get("nbgrader", {})
+        }
+    return out
+
+
+def other_assignments(course: Path, source: str, assignment: str) -> dict[str, list[str]]:
+    """Graded cell ids of the course's other assignments (to recognise a wrong notebook)."""
+    import nbformat
+
+    out = {}
+    for folder in sorted((course / source).iterdir()):
+        if not folder.is_dir() or folder.name == assignment:
+            continue
+        ids = []
+        for nb_path in folder.glob("*.ipynb"):
+            try:
+                nb = nbformat.read(nb_path, as_version=4)
+            except Exception:  # noqa: BLE001, S112
+                continue
+            ids += [
+                c.metadata["nbgrader"]["grade_id"]
+                for c in nb.cells
+                if "grade_id" in c.get("metadata", {}).get("nbgrader", {})
+            ]
+        out[folder.name] = ids
+    return out
+
+
+# --- the submissions --------------------------------------------------------------------
+
+
+DEFAULT_LMS_REGEXP = (
+    r".*/(?P<student_id>[^/_]+)_(?:late_|LATE_)?(?:\d+_)*(?:assignsubmission_file_)?"
+    r"(?P<file_id>[^/]+)$"
+)
+
+
+def find_submissions(
+    path: Path, assignment: str, tmp: Path, cfg, course: Path, lms_regexp: str | None
+) -> dict[str, Path | None]:
+    """student_id -> that student's folder for ``assignment`` (None: nothing for it)."""
+    if not path.exists():
+        raise SetupError(f"SUBMISSIONS {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise SetupError(f"SUBMISSIONS {path} is not readable")
+    if path.is_dir():
+        layout = {}
+        try:
+            children = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        except OSError as err:
+            raise SetupError(f"cannot list SUBMISSIONS {path}: {err}") from err
+        students = [p for p in children if p.is_dir()]
+        if students and any((p / assignment).is_dir() for p in students):
+            for p in students:
+                layout[p.name] = p / assignment if (p / assignment).is_dir() else None
+            return layout
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise SetupError(f"SUBMISSIONS {path} is neither a folder nor a zip archive")
+    return _zip_collect(path, assignment, tmp, cfg, course, lms_regexp or DEFAULT_LMS_REGEXP)
+
+
+def _zip_collect(path: Path, assignment: str, tmp: Path, cfg, course: Path, regexp: str):
+    """Map an LMS download (a zip, or a folder of files) with nbgrader's zip_collect."""
+    from nbgrader.apps import ZipCollectApp
+    from traitlets.config import Config
+
+    root = tmp / "collect"
+    archive = root / "downloaded" / assignment / "archive"
+    archive.mkdir(parents=True)
+    if path.is_dir():
+        for p in path.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                target = archive / p.relative_to(path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(p, target)
+    else:
+        shutil.copyfile(path, archive / path.name)
+    release = root / "release" / assignment
+    release.mkdir(parents=True)
+    for nb in (course / cfg.CourseDirectory.get("release_directory", "release") / assignment).glob(
+        "*.ipynb"
+    ):
+        shutil.copyfile(nb, release / nb.name)
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.release_directory = "release"
+    c.CourseDirectory.submitted_directory = "submitted"
+    c.FileNameCollectorPlugin.named_regexp = regexp
+    c.ZipCollectApp.force = True
+    app = ZipCollectApp(config=c)
+    app.log = _quiet_logger("attn_course.grading.collect")
+    try:
+        app.initialize([assignment])
+        app.start()
+    except (Exception, SystemExit) as err:  # noqa: BLE001
+        raise SetupError(f"nbgrader zip_collect could not map {path}: {err}") from err
+    submitted = root / "submitted"
+    if not submitted.is_dir() or not any(submitted.iterdir()):
+        raise SetupError(
+            f"found no submissions in {path}: it is not in nbgrader's layout "
+            f"(<student_id>/{assignment}/<notebook>.ipynb) and no file name matched the LMS "
+            f"pattern {regexp!r} (set another with --lms-regexp)"
+        )
+    return {p.name: p / assignment for p in sorted(submitted.iterdir()) if p.is_dir()}
+
+
+# --- the parent writes the gradebook ----------------------------------------------------
+
+
+def write_result(gb, result) -> None:
+    from nbgrader.api import MissingEntry
+
+    gb.update_or_create_student(result.student_id)
+    kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
+    try:
+        gb.update_or_create_submission(result.assignment, result.student_id, **kwargs)
+    except Exception:  # noqa: BLE001
+        gb.db.rollback()
+        gb.update_or_create_submission(result.assignment, result.student_id)
+    for nb_name, data in result.notebooks.items():
+        try:
+            nb = gb.find_submission_notebook(nb_name, result.assignment, result.student_id)
+        except MissingEntry:
+            continue
+        for grade in nb.grades:
+            g = data["grades"].get(grade.name)
+            if g is not None:
+                grade.auto_score = g["auto_score"]
+                grade.needs_manual_grade = g["needs_manual_grade"]
+        for comment in nb.comments:
+            if comment.name in data["comments"]:
+                comment.auto_comment = data["comments"][comment.name]
+        nb.late_submission_penalty = data["late_penalty"]
+        nb.flagged = bool(result.flagged)
+    if not result.notebooks:  # the worker failed outright: a row of zeros, not a missing row
+        sub = gb.find_submission(result.assignment, result.student_id)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                grade.auto_score = 0
+                grade.needs_manual_grade = False
+            nb.flagged = True
+    gb.db.commit()
+
+
+# --- the pool ---------------------------------------------------------------------------
+
+_SLOT = 0
+
+
+def _init_worker(slots) -> None:
+    global _SLOT
+    _SLOT = slots.get()
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+    import attn_course.grading.worker  # noqa: F401  (import nbgrader once per worker)
+
+
+def _run(task):
+    from attn_course.grading.worker import grade_submission
+
+    task.slot = _SLOT
+    return grade_submission(task)
+
+
+def _crashed(task, why: str):
+    from attn_course.grading.worker import Result
+
+    r = Result(task.student_id, task.assignment)
+    r.status.append(why)
+    r.flagged = True
+    return r
+
+
+def grade(opts: GradeOptions, out=sys.stdout) -> list:
+    """Grade every submission; returns the results (one per student). Raises SetupError."""
+
+    from attn_course.grading.sandbox import Limits, detect_sandbox, parse_memory
+    from attn_course.grading.worker import Task
+
+    t0 = monotonic()
+    course = (opts.course or find_course()).resolve()
+    cfg = load_course_config(course)
+    source = cfg.CourseDirectory.get("source_directory", "source")
+    source_dir = course / source / opts.assignment
+    if not source_dir.is_dir() or not list(source_dir.glob("*.ipynb")):
+        known = (
+            sorted(p.name for p in (course / source).iterdir() if p.is_dir())
+            if (course / source).is_dir()
+            else []
+        )
+        raise SetupError(
+            f"no assignment {opts.assignment!r} in {course / source} "
+            f"(known: {', '.join(known) or 'none'})"
+        )
+    try:
+        memory = parse_memory(opts.memory)
+    except ValueError as err:
+        raise SetupError(str(err)) from err
+    timeout = opts.timeout or int(
+        cfg.get("Execute", {}).get("timeout")
+        or cfg.get("ExecutePreprocessor", {}).get("timeout")
+        or 60
+    )
+    if timeout < 1:
+        raise SetupError("--timeout must be at least 1 second")
+    jobs = opts.jobs or os.cpu_count() or 1
+    if jobs < 1:
+        raise SetupError("--jobs must be at least 1")
+    db_url = opts.db or f"sqlite:///{course / 'gradebook.db'}"
+    out_dir = (opts.out or course / "graded" / opts.assignment).resolve()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SetupError(f"cannot create --out {out_dir}: {err}") from err
+
+    tmp = Path(tempfile.mkdtemp(prefix="attn-grade-"))
+    os.chmod(tmp, 0o711)  # kernels run under other uids and must reach their own box inside
+    try:
+        record_assignment(course, cfg, opts.assignment, db_url, tmp / "release")
+        template = tmp / "template.db"
+        record_assignment(course, cfg, opts.assignment, f"sqlite:///{template}", tmp / "release2")
+        cells = assignment_cells(f"sqlite:///{template}", opts.assignment)
+        students = find_submissions(
+            opts.submissions.resolve(), opts.assignment, tmp, cfg, course, opts.lms_regexp
+        )
+        if not students:
+            raise SetupError(f"no student folders in {opts.submissions}")
+        others = other_assignments(course, source, opts.assignment)
+        checksums = release_checksums(tmp / "release2" / opts.assignment)
+        limits = Limits(timeout=timeout, memory=memory, cpu=max(1800, 30 * timeout))
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        autograded_root = course / cfg.CourseDirectory.get("autograded_directory", "autograded")
+        plain_cfg = _plain(cfg)
+        tasks = [
+            Task(
+                student_id=sid,
+                assignment=opts.assignment,
+                submission=str(folder) if folder is not None else None,
+                notebooks=cells,
+                others=others,
+                release_checksums=checksums,
+                source_dir=str(source_dir),
+                template_db=str(template),
+                work_root=str(tmp),
+                autograded_dir=str(autograded_root / sid / opts.assignment),
+                feedback_dir=str(out_dir / sid),
+                course_root=str(course),
+                config=plain_cfg,
+                limits=asdict(limits),
+                threads=threads,
+                keep_work=opts.keep_work,
+            )
+            for sid, folder in students.items()
+        ]
+        sandbox = detect_sandbox(0, course)
+        results = _run_pool(tasks, jobs, db_url, opts.progress)
+    finally:
+        if not opts.keep_work:
+            shutil.rmtree(tmp, ignore_errors=True)
+    elapsed = monotonic() - t0
+    write_csv(out_dir / "grades.csv", results, cells)
+    print_summary(results, elapsed, jobs, sandbox, out_dir, db_url, out)
+    return results
+
+
+def _run_pool(tasks, jobs, db_url, progress):
+    from nbgrader.api import Gradebook
+    from tqdm import tqdm
+
+    results = {}
+    pending = list(tasks)
+    retried: set[str] = set()
+    ctx = multiprocessing.get_context("spawn")
+    bar = tqdm(
+        total=len(tasks),
+        unit="submission",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="grading",
+    )
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
+    with Gradebook(db_url) as gb:
+        while pending:
+            slots = ctx.Queue()
+            for i in range(jobs):
+                slots.put(i)
+            broken = False
+            with ProcessPoolExecutor(
+                jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,)
+            ) as pool:
+                futures = {pool.submit(_run, t): t for t in pending}
+                pending = []
+                remaining = set(futures)
+                while remaining:
+                    done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        task = futures[fut]
+                        try:
+                            result = fut.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            if task.student_id in retried:
+                                result = _crashed(
+                                    task,
+                                    "grading error: the grading worker "
+                                    "crashed twice on this submission",
+                                )
+                            else:
+                                retried.add(task.student_id)
+                                pending.append(task)
+                                continue
+                        except Exception as err:  # noqa: BLE001
+                            result = _crashed(task, f"grading error: {type(err).__name__}: {err}")
+                        write_result(gb, result)
+                        results[task.student_id] = result
+                        bar.update(1)
+                        bar.set_postfix_str(
+                            f"{task.student_id}: {result.score:g}/{result.max_score:g}",
+                            refresh=False,
+                        )
+                    if broken:
+                        break
+            if broken:
+                pending += [
+                    futures[f]
+                    for f in remaining
+                    if futures[f].student_id not in results and futures[f] not in pending
+                ]
+    bar.close()
+    return [results[t.student_id] for t in tasks]
+
+
+# --- reporting --------------------------------------------------------------------------
+
+
+def write_csv(path: Path, results, cells: dict[str, list[str]]) -> None:
+    grade_ids = []
+    for r in results:
+        for data in r.notebooks.values():
+            for gid in data["grades"]:
+                if gid not in grade_ids:
+                    grade_ids.append(gid)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "student_id",
+                "assignment",
+                "score",
+                "max_score",
+                "status",
+                "flagged",
+                "seconds",
+                *grade_ids,
+            ]
+        )
+        for r in sorted(results, key=lambda r: r.student_id):
+            per = {}
+            for data in r.notebooks.values():
+                for gid, g in data["grades"].items():
+                    per[gid] = "" if g["auto_score"] is None else f"{g['auto_score']:g}"
+            w.writerow(
+                [
+                    r.student_id,
+                    r.assignment,
+                    f"{r.score:g}",
+                    f"{r.max_score:g}",
+                    r.status_text(),
+                    "yes" if r.flagged else "",
+                    f"{r.seconds:.1f}",
+                    *(per.get(g, "0") for g in grade_ids),
+                ]
+            )
+
+
+def print_summary(results, elapsed, jobs, sandbox, out_dir, db_url, out) -> None:
+    n = len(results)
+    scores = [r.score for r in results]
+    max_score = max((r.max_score for r in results), default=0.0)
+    kinds = Counter()
+    for r in results:
+        for s in r.status or ["graded"]:
+            kinds[s.split(":")[0].split(" (")[0]] += 1
+    lines = [
+        "",
+        f"Graded {n} submission{'s' * (n != 1)} in {elapsed:.1f} s with {jobs} worker"
+        f"{'s' * (jobs != 1)} ({elapsed / max(n, 1):.2f} s per submission; kernels boxed by "
+        f"{sandbox.kind}{', unprivileged uid' if sandbox.uid is not None else ''}).",
+    ]
+    if n:
+        lines.append(
+            f"Scores out of {max_score:g}: mean {mean(scores):.2f}, median {median(scores):g}, "
+            f"full marks {sum(s == max_score for s in scores)}, zero {sum(s == 0 for s in scores)}."
+        )
+    lines.append("What happened:")
+    for what, count in kinds.most_common():
+        lines.append(f"  {count:4d}  {what}")
+    flagged = [r.student_id for r in results if r.flagged]
+    if flagged:
+        lines.append(
+            f"Flagged for review ({len(flagged)}): {', '.join(flagged[:10])}"
+            + (" ..." if len(flagged) > 10 else "")
+        )
+    for note in sandbox.notes:
+        lines.append(f"Warning: {note}")
+    lines.append(
+        f"Grades: {out_dir / 'grades.csv'}; feedback: {out_dir}/<student_id>/; "
+        f"gradebook: {db_url.split('@')[-1]}"
+    )
+    print("\n".join(lines), file=out)

@@ -1,0 +1,191 @@
+"""nbgrader preprocessors that make sanitising and scoring robust to what students do.
+
+- :class:`RepairSubmission` runs before nbgrader's own sanitising preprocessors
+  (``DeduplicateIds``, ``OverwriteCells``, ``CheckCellMetadata``) and brings
+  any notebook into a shape they accept, recording what it changed: duplicated
+  cell ids renumbered, nbgrader metadata of graded cells reset from the
+  gradebook (a student may have edited it, or copied a cell so it exists twice),
+  extra copies of a graded cell demoted to ordinary cells, cells whose
+  ``grade_id`` the gradebook does not know demoted too. Without it, a single
+  duplicated test cell makes plain nbgrader stop the whole batch ("old version
+  of the nbgrader metadata format"), because its ``DeduplicateIds`` leaves an
+  empty metadata dict behind.
+- :class:`SaveAutoGradesFair` is nbgrader's ``SaveAutoGrades`` except that text
+  on stderr does not zero a test cell: only an error does. A warning printed
+  by a correct answer keeps its points.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells, SaveAutoGrades
+
+__all__ = ["RepairSubmission", "SaveAutoGradesFair"]
+
+
+class RepairSubmission(NbGraderPreprocessor):
+    """Make a submitted notebook's nbgrader metadata consistent with the gradebook.
+
+    Register an instance: what it changed is appended to ``changes`` (nbconvert deep-copies
+    ``resources``, so they cannot carry it back); ``release_checksums`` maps grade ids to the
+    checksums of the cells as students received them (hidden tests removed).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.changes: list[str] = []
+        self.release_checksums: dict[str, str] = {}
+
+    def preprocess(self, nb, resources):
+        notebook_id = resources["nbgrader"]["notebook"]
+        assignment_id = resources["nbgrader"]["assignment"]
+        changes = self.changes
+        with Gradebook(resources["nbgrader"]["db_url"]) as gb:
+            source = gb.find_notebook(notebook_id, assignment_id)
+            cells = {
+                c.name: NotebookNode(
+                    name=c.name,
+                    locked=c.locked,
+                    checksum=c.checksum,
+                    cell_type=c.cell_type,
+                    source=c.source,
+                )
+                for c in source.source_cells
+            }
+            grades = {c.name: float(c.max_score) for c in source.grade_cells}
+            solutions = {c.name for c in source.solution_cells}
+            tasks = {c.name for c in source.task_cells}
+
+        # 1. cell ids (nbformat >= 4.5) must be unique or the notebook does not validate
+        seen_ids: set[str] = set()
+        duplicated = False
+        for cell in nb.cells:
+            cid = cell.get("id")
+            if cid is None:
+                continue
+            if cid in seen_ids:
+                cell["id"] = uuid.uuid4().hex[:8]
+                duplicated = True
+            seen_ids.add(cell["id"])
+        if duplicated:
+            changes.append("duplicated cell ids renumbered")
+
+        # 2. graded cells: keep the last copy of each grade_id (as nbgrader does), reset its
+        #    metadata from the gradebook; demote copies and unknown ids to ordinary cells
+        last: dict[str, int] = {}
+        for index, cell in enumerate(nb.cells):
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if isinstance(meta, dict) and meta.get("grade_id") in cells:
+                last[meta["grade_id"]] = index
+        for index, cell in enumerate(nb.cells):
+            cell.setdefault("metadata", NotebookNode())
+            meta = cell.metadata.get("nbgrader")
+            if meta is None:
+                continue
+            grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+            if grade_id not in cells:
+                del cell.metadata["nbgrader"]
+                if grade_id is not None or (isinstance(meta, dict) and meta.get("grade")):
+                    changes.append(f"unknown graded cell {grade_id!r} made an ordinary cell")
+                continue
+            if last[grade_id] != index:
+                del cell.metadata["nbgrader"]
+                changes.append(f"{grade_id} duplicated (the extra copy is an ordinary cell)")
+                continue
+            src = cells[grade_id]
+            fresh = NotebookNode(
+                grade=grade_id in grades,
+                solution=grade_id in solutions,
+                locked=bool(src.locked),
+                grade_id=grade_id,
+                schema_version=3,
+            )
+            if grade_id in grades:
+                fresh["points"] = grades[grade_id]
+            if grade_id in tasks:
+                fresh["task"] = True
+                fresh["points"] = grades.get(grade_id, 0.0)
+            if "checksum" in meta:
+                fresh["checksum"] = meta["checksum"]
+            changed = (
+                {
+                    k
+                    for k in ("grade", "solution", "locked", "points")
+                    if meta.get(k) != fresh.get(k)
+                }
+                if isinstance(meta, dict)
+                else {"all"}
+            )
+            if changed:
+                changes.append(f"{grade_id} metadata edited (reset)")
+            if src.locked and cell.cell_type == src.cell_type:
+                probe = NotebookNode(cell)
+                probe.metadata = NotebookNode(nbgrader=fresh)
+                released = self.release_checksums.get(grade_id)
+                if utils.compute_checksum(probe) not in (src.checksum, released):
+                    changes.append(f"{grade_id} edited (restored)")
+            elif cell.cell_type != src.cell_type:
+                changes.append(f"{grade_id} changed to a {cell.cell_type} cell (restored)")
+            cell.metadata["nbgrader"] = fresh
+
+        # 3. graded cells that are gone come back (from the gradebook), after the nearest earlier
+        #    cell of the source notebook that is still there. nbgrader's own add_missing_cells
+        #    raises KeyError when that earlier cell is gone too.
+        order = list(cells)
+        for grade_id in grades:
+            if grade_id in last:
+                continue
+            present = {
+                c.metadata["nbgrader"]["grade_id"]: i
+                for i, c in enumerate(nb.cells)
+                if "grade_id" in c.get("metadata", {}).get("nbgrader", {})
+            }
+            position = 0
+            for earlier in reversed(order[: order.index(grade_id)]):
+                if earlier in present:
+                    position = present[earlier] + 1
+                    break
+            cell = OverwriteCells().missing_cell_transform(
+                cells[grade_id], grades[grade_id], is_solution=grade_id in solutions
+            )
+            nb.cells.insert(position, cell)
+            changes.append(f"{grade_id} deleted (restored)")
+        return nb, resources
+
+
+class SaveAutoGradesFair(SaveAutoGrades):
+    """SaveAutoGrades, scoring a test cell by its errors only (stderr text is not an error)."""
+
+    def _add_score(self, cell, resources):
+        probe = NotebookNode(cell)
+        if cell.cell_type == "code":
+            probe["outputs"] = [
+                o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")
+            ]
+        grade = self.gradebook.find_grade(
+            cell.metadata["nbgrader"]["grade_id"],
+            self.notebook_id,
+            self.assignment_id,
+            self.student_id,
+        )
+        auto_score, _ = utils.determine_grade(probe, self.log)
+        grade.auto_score = auto_score
+        grade.needs_manual_grade = (grade.manual_score is not None) or (grade.auto_score is None)
+        self.gradebook.db.commit()
+
+
+def zero_notebook(db_url: str, notebook: str, assignment: str, student: str) -> None:
+    """Score 0 for every graded cell of a notebook, as nbgrader does for a missing one."""
+    with Gradebook(db_url) as gb:
+        try:
+            sub = gb.find_submission_notebook(notebook, assignment, student)
+        except MissingEntry:
+            return
+        for grade in sub.grades:
+            grade.auto_score = 0
+            grade.needs_manual_grade = False
+        gb.db.commit()

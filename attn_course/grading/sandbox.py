@@ -1,0 +1,229 @@
+"""The box a student's kernel runs in.
+
+Each submission's kernel is one process tree started through
+``prlimit`` (resource limits) and, when Debian's ``bwrap`` (bubblewrap) works on
+this machine, inside a fresh mount/PID/network/IPC namespace that shows only
+what the kernel needs, read-only: the system folders, the Python installation
+and virtualenv, and the ``attn_course`` package. The only writable places are
+the submission's own private working folder and a private ``/tmp``. When the
+grader runs as root, the kernel additionally runs under an unprivileged uid
+(``61000 + worker slot``), so it cannot signal other kernels or write files it
+does not own.
+
+Nothing here imports heavy modules: the worker builds the command line, the
+kernel process itself never imports this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Limits", "Sandbox", "detect_sandbox", "parse_memory"]
+
+GRADER_UID_BASE = 61000
+
+
+def parse_memory(text: str | int) -> int:
+    """``"2G"``, ``"512M"``, ``"1.5g"`` or a number of bytes -> bytes."""
+    if isinstance(text, int):
+        return text
+    s = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    factor = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(s[-1:], 1)
+    number = s[:-1] if s[-1:] in "KMGT" else s
+    try:
+        value = int(float(number) * factor)
+    except ValueError:
+        raise ValueError(f"cannot read the memory limit {text!r}: use e.g. 2G or 512M") from None
+    if value < 64 * 2**20:
+        raise ValueError(f"memory limit {text!r} is below 64M: no Python kernel starts in that")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one kernel (all inherited by anything it starts)."""
+
+    timeout: int = 60  # seconds of wall time per cell
+    memory: int = 2 * 2**30  # bytes of address space (RLIMIT_AS)
+    cpu: int = 1800  # seconds of CPU time for the whole kernel (RLIMIT_CPU), a backstop
+    file_size: int = 256 * 2**20  # largest file it may write (RLIMIT_FSIZE)
+    open_files: int = 1024  # RLIMIT_NOFILE
+    processes: int = 512  # RLIMIT_NPROC (threads count), only enforced for the grader uid
+
+    def prlimit_args(self, with_nproc: bool) -> list[str]:
+        args = [
+            f"--as={self.memory}",
+            f"--cpu={self.cpu}",
+            f"--fsize={self.file_size}",
+            f"--nofile={self.open_files}",
+            "--core=0",
+        ]
+        if with_nproc:
+            args.append(f"--nproc={self.processes}")
+        return args
+
+
+@functools.cache
+def _bwrap_works() -> bool:
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False
+    try:
+        proc = subprocess.run(
+            [
+                exe,
+                "--ro-bind",
+                "/",
+                "/",
+                "--unshare-pid",
+                "--unshare-net",
+                "--dev",
+                "/dev",
+                "--proc",
+                "/proc",
+                "true",
+            ],
+            capture_output=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def _readonly_paths(course_root: Path | None) -> list[Path]:
+    """What the kernel must read: Python, the virtualenv, site-packages, attn_course."""
+    import attn_course
+
+    package = Path(attn_course.__file__).resolve().parent
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package}
+    paths.add(Path(sys.executable).resolve().parent.parent)
+    for entry in sys.path:
+        p = Path(entry or ".").resolve()
+        if not p.is_dir():
+            continue
+        if course_root is not None and (p == course_root or course_root in p.parents):
+            continue  # the course folder holds the solutions and the gradebook: never mount it
+        if p == Path("/") or str(p).startswith(("/usr", "/etc", "/tmp", "/proc", "/dev")):
+            continue
+        paths.add(p)
+    # the venv is inside the course folder in this repository: mount the venv, not the course
+    keep = []
+    for p in sorted(paths, key=lambda q: len(q.parts)):
+        if not any(parent in keep for parent in p.parents):
+            keep.append(p)
+    return keep
+
+
+@dataclass
+class Sandbox:
+    """How kernels are boxed on this machine (see the module docstring)."""
+
+    kind: str  # "bwrap", "rlimits", or "none" (no box: the students' self-check)
+    uid: int | None = None  # run the kernel under this uid (root + bwrap only)
+    course_root: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def owner(self) -> int | None:
+        """The uid that must own the kernel's writable folders (None: the grader's own)."""
+        return self.uid
+
+    def prepare_dir(self, path: Path) -> None:
+        """Make ``path`` (and everything in it) writable by the kernel and by nobody else."""
+        if self.uid is None:
+            return
+        for dirpath, dirnames, filenames in os.walk(path):
+            os.chown(dirpath, self.uid, self.uid)
+            os.chmod(dirpath, 0o700)
+            for name in dirnames + filenames:
+                p = os.path.join(dirpath, name)
+                if not os.path.islink(p):
+                    os.chown(p, self.uid, self.uid)
+
+    def wrap(self, cmd: list[str], box: Path, cwd: Path, env: dict[str, str], limits: Limits):
+        """The full command line that runs ``cmd`` boxed, with exactly ``env`` as environment."""
+        if self.kind == "none":  # a student's own self-check: their kernel, their environment
+            return list(cmd)
+        prlimit = ["prlimit", *limits.prlimit_args(with_nproc=self.uid is not None), "--"]
+        if self.kind != "bwrap":
+            envargs = [f"{k}={v}" for k, v in env.items()]
+            return [*prlimit, "env", "-i", *envargs, *cmd]
+        args = [
+            "bwrap",
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--clearenv",
+        ]
+        for name in ("usr", "etc"):
+            args += ["--ro-bind", f"/{name}", f"/{name}"]
+        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            p = Path("/") / name
+            if p.is_symlink():
+                args += ["--symlink", os.readlink(p), str(p)]
+            elif p.is_dir():
+                args += ["--ro-bind", str(p), str(p)]
+        made: set[Path] = set()
+
+        def parents(p: Path):
+            out = []
+            for parent in reversed(p.parents):
+                if (
+                    parent != Path("/")
+                    and parent not in made
+                    and not str(parent).startswith(("/usr", "/etc"))
+                ):
+                    made.add(parent)
+                    out += ["--perms", "0755", "--dir", str(parent)]
+            return out
+
+        for p in _readonly_paths(self.course_root):
+            args += parents(p) + ["--ro-bind", str(p), str(p)]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += parents(box) + ["--bind", str(box), str(box), "--chdir", str(cwd)]
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        if self.uid is not None:
+            args += [
+                "--cap-add",
+                "CAP_SETUID,CAP_SETGID",
+                "--",
+                "setpriv",
+                f"--reuid={self.uid}",
+                f"--regid={self.uid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+            ]
+        args += ["--", *cmd]
+        return [*prlimit, *args]
+
+
+def detect_sandbox(slot: int, course_root: Path | None, allow_bwrap: bool = True) -> Sandbox:
+    """The strongest box this machine offers to a worker in ``slot`` (0, 1, ...)."""
+    notes = []
+    if allow_bwrap and _bwrap_works():
+        uid = None
+        if os.geteuid() == 0:
+            if shutil.which("setpriv"):
+                uid = GRADER_UID_BASE + slot
+            else:
+                notes.append("setpriv not found: kernels run as root inside the sandbox")
+        return Sandbox("bwrap", uid, course_root, notes)
+    notes.append(
+        "bubblewrap (Debian package `bubblewrap`) is not available: kernels run with resource "
+        "limits only and can read every file this user can read"
+    )
+    return Sandbox("rlimits", None, course_root, notes)

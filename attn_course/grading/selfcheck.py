@@ -1,0 +1,126 @@
+"""``attn-course check NOTEBOOK``: a student's self-check before handing in.
+
+Runs the notebook from top to bottom in a fresh kernel, exactly as the grader
+will (nbgrader's ``Execute`` with the same per-cell timeout, a restart if a cell
+kills the kernel), then says for every graded part whether its tests passed,
+and if not, the test's own message. Only the tests in the notebook run: the
+hidden tests of the real grading were removed from the students' copy.
+
+From inside the notebook (save it first)::
+
+    from attn_course.grading.selfcheck import check
+    check("03_query_key_value.ipynb")
+
+The rule for a test cell is the grader's: it passes when it finishes without an
+error. Text on stderr (a warning) does not fail it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["check", "check_notebook"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _reason(cell) -> str | None:
+    """None if the test cell passed, else the error in one line."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            evalue = _ANSI.sub("", str(out.get("evalue", ""))).strip()
+            ename = out.get("ename", "Error")
+            return f"{ename}: {evalue}" if evalue else ename
+    return None
+
+
+def _unanswered(cell) -> bool:
+    return "raise NotImplementedError()" in cell.source and "# YOUR CODE HERE" in cell.source
+
+
+def check_notebook(path: str | Path, timeout: int = 60, out=None) -> int:
+    """Run ``path`` and print per-part results. Returns 0 if every test cell passed, 1 if
+    some failed, 2 if the file is not a notebook."""
+    import nbformat
+
+    from attn_course.grading.execute import GradingExecute
+    from attn_course.grading.sandbox import Limits, Sandbox
+
+    out = out or sys.stdout
+    path = Path(path)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except FileNotFoundError:
+        print(f"{path}: no such file", file=out)
+        return 2
+    except Exception as err:  # noqa: BLE001
+        print(f"{path} is not a notebook that can be read ({type(err).__name__}: {err})", file=out)
+        return 2
+
+    print(f"Running {path.name} from top to bottom in a fresh kernel ...", file=out, flush=True)
+    box = Path(tempfile.mkdtemp(prefix="attn-check-"))
+    try:
+        ex = GradingExecute()
+        ex.sandbox, ex.limits = Sandbox("none"), Limits(timeout=timeout)
+        ex.box, ex.run_dir, ex.use_guard = box / "box", path.resolve().parent, False
+        (box / "box").mkdir()
+        executed, _ = ex.preprocess(nb, {"metadata": {"path": str(path.resolve().parent)}})
+    finally:
+        shutil.rmtree(box, ignore_errors=True)
+
+    rows = []
+    pending_solutions: list[str] = []
+    for index, cell in enumerate(executed.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code" and _unanswered(cell):
+            pending_solutions.append(meta.get("grade_id", f"cell {index + 1}"))
+        if not meta.get("grade") or cell.cell_type != "code":
+            continue
+        reason = _reason(cell)
+        if reason is not None and pending_solutions:
+            reason = (
+                f"not answered yet ({', '.join(pending_solutions)} still raises "
+                "NotImplementedError)"
+            )
+        pending_solutions = []
+        rows.append(
+            (meta.get("grade_id", f"cell {index + 1}"), float(meta.get("points", 0)), reason)
+        )
+
+    if not rows:
+        print("This notebook has no graded test cells: nothing to check.", file=out)
+        return 0
+    width = max(len(r[0]) for r in rows)
+    print(file=out)
+    for name, points, reason in rows:
+        verdict = "passed" if reason is None else f"FAILED  {reason}"
+        print(f"  {name:<{width}}  {points:4g} pt  {verdict}", file=out)
+    passed = [r for r in rows if r[2] is None]
+    got = sum(r[1] for r in passed)
+    total = sum(r[1] for r in rows)
+    print(file=out)
+    print(
+        f"{len(passed)} of {len(rows)} test cells pass ({got:g} of {total:g} points on the "
+        "tests you can see). Grading also runs hidden tests, so make each function right "
+        "in general, not only on these examples.",
+        file=out,
+    )
+    for kind, cells in (("timed out", ex.report.timeouts), ("killed the kernel", ex.report.deaths)):
+        for i in cells:
+            name = (
+                executed.cells[i]
+                .get("metadata", {})
+                .get("nbgrader", {})
+                .get("grade_id", f"cell {i + 1}")
+            )
+            print(f"Note: {name} {kind}.", file=out)
+    return 0 if len(passed) == len(rows) else 1
+
+
+def check(path: str | Path, timeout: int = 60) -> bool:
+    """The self-check from inside a notebook: prints the results, returns True if all pass."""
+    return check_notebook(path, timeout=timeout) == 0

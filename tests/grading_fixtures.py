@@ -1,0 +1,295 @@
+"""Fixtures for the grading tests: a tiny course folder, submissions, the command, PostgreSQL.
+
+Import in a test module with ``from grading_fixtures import *`` (tests/ is on sys.path).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ATTN_COURSE = BIN / "attn-course"
+
+__all__ = [
+    "TINY",
+    "fill",
+    "grade_cmd",
+    "make_course",
+    "postgres_url",
+    "read_csv",
+    "release_of",
+    "write_submission",
+]
+
+TINY = "tiny"
+
+_CONFIG = """c = get_config()  # noqa: F821
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}
+c.ExecutePreprocessor.timeout = 60
+"""
+
+
+def _cell(kind, source, grade_id, *, grade=False, solution=False, locked=False, points=None):
+    cell = new_code_cell(source) if kind == "code" else new_markdown_cell(source)
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": 3,
+        "solution": solution,
+    }
+    if points is not None:
+        meta["points"] = points
+    cell.metadata["nbgrader"] = meta
+    return cell
+
+
+def tiny_notebook():
+    """Two graded parts: ``add`` (2 points, one public and one hidden test) and ``double``
+    (1 point). Test cells use attn_course.checks like the real assignments; ``test_double``
+    calls the student's function directly, so what it prints to stderr reaches the test cell."""
+    cells = [
+        _cell("markdown", "# Tiny assignment", "intro", locked=True),
+        _cell("code", "import numpy as np", "setup", locked=True),
+        _cell(
+            "code",
+            "def add(a, b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION",
+            "add",
+            solution=True,
+        ),
+        _cell(
+            "code",
+            "from attn_course.checks import check_array, run\n"
+            "check_array('add(1, 2)', run(add, 1.0, 2.0), 3.0)\n"
+            "print('add: public tests passed')\n"
+            "### BEGIN HIDDEN TESTS\n"
+            "check_array('add of arrays', run(add, np.ones(3), np.arange(3.0)), "
+            "np.arange(1.0, 4.0))\n"
+            "### END HIDDEN TESTS",
+            "test_add",
+            grade=True,
+            locked=True,
+            points=2,
+        ),
+        _cell(
+            "code",
+            "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+            "double",
+            solution=True,
+        ),
+        _cell(
+            "code",
+            "check_array('double(4)', double(4.0), 8.0)  # called directly\n"
+            "print('double: public tests passed')",
+            "test_double",
+            grade=True,
+            locked=True,
+            points=1,
+        ),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+def make_course(path: Path, with_03: bool = False) -> Path:
+    """A course folder like the repository's: nbgrader_config.py, solutions/, exercises/."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "nbgrader_config.py").write_text(_CONFIG)
+    (path / "solutions" / TINY).mkdir(parents=True)
+    nbformat.write(tiny_notebook(), path / "solutions" / TINY / f"{TINY}.ipynb")
+    if with_03:
+        for kind in ("solutions", "exercises"):
+            shutil.copytree(ROOT / kind / "03_query_key_value", path / kind / "03_query_key_value")
+    subprocess.run(
+        [
+            str(BIN / "nbgrader"),
+            "generate_assignment",
+            TINY,
+            "--force",
+            f"--db=sqlite:///{path / 'setup.db'}",
+        ],
+        cwd=path,
+        check=True,
+        capture_output=True,
+        env=_env(),
+    )
+    (path / "setup.db").unlink()
+    return path
+
+
+def release_of(course: Path, assignment: str):
+    nbs = sorted((course / "exercises" / assignment).glob("*.ipynb"))
+    return nbformat.read(nbs[0], as_version=4)
+
+
+def solutions_of(course: Path, assignment: str) -> dict[str, str]:
+    """grade_id -> the instructor's code of every solution cell, markers removed."""
+    nb = nbformat.read(next((course / "solutions" / assignment).glob("*.ipynb")), as_version=4)
+    out = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            lines = [
+                ln
+                for ln in cell.source.splitlines()
+                if ln.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+            ]
+            out[meta["grade_id"]] = "\n".join(lines)
+    return out
+
+
+def fill(release, answers: dict[str, str]):
+    """A copy of the student notebook with the solution cells' sources replaced."""
+    nb = copy.deepcopy(release)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in answers:
+            cell.source = answers[gid]
+    return nb
+
+
+def write_submission(
+    root: Path, student: str, assignment: str, nb, name: str | None = None, raw: bytes | None = None
+) -> Path:
+    folder = root / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name or assignment}.ipynb"
+    if raw is not None:
+        path.write_bytes(raw)
+    else:
+        nbformat.write(nb, path)
+    return folder
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def grade_cmd(
+    course: Path, assignment: str, submissions: Path, *extra: str, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """Run the real console script, from the course folder."""
+    return subprocess.run(
+        [str(ATTN_COURSE), "grade", assignment, str(submissions), "--no-progress", *extra],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
+    )
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with path.open() as fh:
+        return {row["student_id"]: row for row in csv.DictReader(fh)}
+
+
+def gradebook_grades(db_url: str, assignment: str) -> dict[tuple[str, str], float | None]:
+    """(student, grade cell) -> auto_score, straight from nbgrader's gradebook."""
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(db_url) as gb:
+        for sub in gb.find_assignment(assignment).submissions:
+            for nb in sub.notebooks:
+                for g in nb.grades:
+                    out[(sub.student.id, g.name)] = g.auto_score
+    return out
+
+
+# --- a real PostgreSQL server -------------------------------------------------------------
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throw-away PostgreSQL server on 127.0.0.1 (Debian's postgresql), stopped at the end.
+    initdb/pg_ctl refuse to run as root, so they run as the `postgres` user then."""
+    pg = _pg_bin()
+    if pg is None:
+        pytest.skip("PostgreSQL is not installed (scripts/system-deps.sh installs it)")
+    data = tmp_path_factory.mktemp("pg") / "data"
+    data.parent.chmod(0o777)
+    port = _free_port()
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [*as_user, str(pg / "initdb"), "-D", str(data), "-A", "trust", "-U", "grader", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    log = data.parent / "pg.log"
+    subprocess.run(
+        [
+            *as_user,
+            str(pg / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {data}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        deadline = time.time() + 30
+        while True:
+            ok = subprocess.run(
+                [str(pg / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            )
+            if ok.returncode == 0:
+                break
+            if time.time() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        subprocess.run(
+            [str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "grader", "gradebook"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql://grader@127.0.0.1:{port}/gradebook"
+    finally:
+        subprocess.run(
+            [*as_user, str(pg / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+
+
+def dump(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True, default=str)
