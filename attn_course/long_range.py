@@ -37,10 +37,12 @@ __all__ = [
     "SelfAttentionClassifier",
     "accuracy",
     "accuracy_against_distance",
+    "crossover_length",
     "first_equals_last",
     "growth_exponent",
     "layer_times",
     "min_time",
+    "multiply_adds",
     "train_classifier",
 ]
 
@@ -159,18 +161,23 @@ def accuracy_against_distance(
     vocab_size: int = 8,
     seed: int = 0,
     progress: bool = False,
-) -> dict[str, list[float]]:
+) -> dict[str, dict[str, list]]:
     """Train each model from scratch at each length with the same budget; test accuracy.
+
+    Every model sees the same training batches and the same test set at a given
+    length (same seeds), so the only difference is the architecture.
 
     Args:
         models: ``{name: make_model}``, where ``make_model(T)`` builds a fresh model.
         lengths: sequence lengths T; the distance between the two tokens is T - 1.
 
     Returns:
-        ``{name: [accuracy at each length]}`` and ``"seconds": [training time per model]``.
+        ``{"accuracy": {name: [...]}, "seconds": {name: [...]}, "models": {name: [...]}}``,
+        one entry per length: test accuracy, training time, the trained model.
     """
-    results: dict[str, list[float]] = {name: [] for name in models}
-    results["seconds"] = []
+    results: dict[str, dict[str, list]] = {
+        key: {name: [] for name in models} for key in ("accuracy", "seconds", "models")
+    }
     for T in tqdm(lengths, disable=not progress, desc="lengths"):
         test_tokens, test_labels = first_equals_last(n_test, T, vocab_size, rng=seed + 10_000)
         for name, make_model in models.items():
@@ -178,9 +185,25 @@ def accuracy_against_distance(
             model = make_model(T)
             start = time.perf_counter()
             train_classifier(model, T, steps=steps, vocab_size=vocab_size, seed=seed)
-            results["seconds"].append(time.perf_counter() - start)
-            results[name].append(accuracy(model, test_tokens, test_labels))
+            results["seconds"][name].append(time.perf_counter() - start)
+            results["accuracy"][name].append(accuracy(model, test_tokens, test_labels))
+            results["models"][name].append(model)
     return results
+
+
+def multiply_adds(n: int, d: int) -> dict[str, int]:
+    """Multiply-adds of one layer on a sequence of n vectors of size d (the layers of
+    :func:`layer_times`; biases, softmax and gate nonlinearities left out).
+
+    - self-attention: Q, K, V and output projections 4 n d^2, scores Q K^T n^2 d,
+      weighted sum n^2 d: ``4 n d^2 + 2 n^2 d``.
+    - GRU: per step, three gates each with an input and a hidden matrix (d x d):
+      ``6 n d^2``.
+
+    Both have the n d^2 projections; attention adds 2 n^2 d, the GRU 2 n d^2 more,
+    so attention does less work exactly when n < d.
+    """
+    return {"self-attention": 4 * n * d * d + 2 * n * n * d, "GRU": 6 * n * d * d}
 
 
 def min_time(fn: Callable[[], object], repeats: int = 7, number: int = 1) -> float:
@@ -229,6 +252,17 @@ def layer_times(
         )
         times["GRU"].append(min_time(lambda x=x: gru(x), repeats, number))
     return times
+
+
+def crossover_length(n: Sequence[int], attn_seconds, rnn_seconds) -> float:
+    """Where self-attention becomes slower than the RNN, estimated from the longest n measured.
+
+    At large n attention's time grows like n^2 and the RNN's like n, so their
+    ratio t_rnn / t_attn falls like 1/n and reaches 1 at
+    ``n* = n_max * t_rnn(n_max) / t_attn(n_max)``. Inside the measured range
+    this is the crossing seen in the figure; beyond it, an extrapolation.
+    """
+    return float(n[-1] * rnn_seconds[-1] / attn_seconds[-1])
 
 
 def growth_exponent(n: Sequence[float], seconds: Sequence[float]) -> float:

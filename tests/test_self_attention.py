@@ -11,11 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from attn_course.long_range import (
+    GRUClassifier,
     SelfAttentionClassifier,
     accuracy,
+    accuracy_against_distance,
+    crossover_length,
     first_equals_last,
     growth_exponent,
     layer_times,
+    multiply_adds,
     train_classifier,
 )
 from attn_course.self_attention import (
@@ -371,3 +375,27 @@ def test_layer_times_and_growth_exponent():
     n = np.array([100, 200, 400, 800])
     assert growth_exponent(n, 3e-9 * n**2) == pytest.approx(2.0)
     assert growth_exponent(n, 5e-7 * n) == pytest.approx(1.0)
+
+
+def test_accuracy_against_distance_structure():
+    models = {
+        "attn": lambda T: SelfAttentionClassifier(8, max_len=T),
+        "gru": lambda T: GRUClassifier(8),
+    }
+    results = accuracy_against_distance(models, [3, 4], steps=2, n_test=50)
+    assert set(results) == {"accuracy", "seconds", "models"}
+    assert all(len(results[key][name]) == 2 for key in results for name in models)
+    assert all(0.0 <= a <= 1.0 for a in results["accuracy"]["attn"])
+    assert isinstance(results["models"]["gru"][1], GRUClassifier)
+
+
+def test_multiply_adds_hand_computed_and_crossover():
+    # n = 2, d = 3: attention 4*2*9 + 2*4*3 = 72 + 24 = 96; GRU 6*2*9 = 108
+    assert multiply_adds(2, 3) == {"self-attention": 96, "GRU": 108}
+    for d in (16, 64):  # equal exactly at n = d, attention cheaper below
+        ops = multiply_adds(d, d)
+        assert ops["self-attention"] == ops["GRU"]
+        smaller = multiply_adds(d - 1, d)
+        assert smaller["self-attention"] < smaller["GRU"]
+    # times 2 ms vs 1 ms at n = 1000: attention ~ n^2 reaches the RNN ~ n at n = 500
+    assert crossover_length([10, 1000], [1e-5, 2e-3], [1e-5, 1e-3]) == pytest.approx(500.0)
