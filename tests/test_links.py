@@ -285,6 +285,41 @@ def test_every_chapter_links_to_its_assignment_notebook(book_html):
     assert not problems, "\n".join(problems)
 
 
+def test_every_chapter_has_a_summary(book_html):
+    chapters = [doc for doc, numbered in toc_entries() if numbered]
+    pattern = re.compile(r"<h[23][^>]*>(?:(?!</h).)*Summary", re.DOTALL)
+    missing = [
+        doc for doc in chapters if not pattern.search((book_html / f"{doc}.html").read_text())
+    ]
+    assert not missing, f"chapters without a Summary section: {missing}"
+
+
+def test_every_reference_is_cited_and_listed(book_html):
+    """Each entry of references.bib is cited with {cite} somewhere in the book, and the
+    bibliography page lists it (sphinxcontrib-bibtex renders every entry there)."""
+    keys = re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "references.bib").read_text(), re.MULTILINE)
+    assert keys, "references.bib has no entries"
+    sources = " ".join(
+        (ROOT / f"{doc}.md").read_text(encoding="utf-8")
+        for doc, _ in toc_entries()
+        if (ROOT / f"{doc}.md").is_file()
+    )
+    cited = set()
+    for role in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", sources):
+        cited.update(key.strip() for key in role.split(","))
+    assert not set(keys) - cited, f"in references.bib but never cited: {sorted(set(keys) - cited)}"
+    bibliography = [doc for doc, _ in toc_entries() if "{bibliography}" in _source(doc)]
+    assert len(bibliography) == 1, f"expected one bibliography page, found {bibliography}"
+    html = (book_html / f"{bibliography[0]}.html").read_text(encoding="utf-8")
+    entries = re.findall(r'<div class="citation" id="[^"]+"', html)
+    assert len(entries) == len(keys), f"{len(entries)} entries listed, {len(keys)} in the .bib"
+
+
+def _source(doc: str) -> str:
+    path = ROOT / f"{doc}.md"
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
 # --------------------------------------------------------------------------
 # Figures: size and colours
 # --------------------------------------------------------------------------
