@@ -432,21 +432,30 @@ def _current_in_sidebar(page) -> str:
     ).split("#")[0]
 
 
+def _without_math(context):
+    """Navigation tests skip typesetting (tested per page above): MathJax is served empty."""
+    context.route(
+        "**/_static/mathjax/**",
+        lambda route: route.fulfill(body="", content_type="application/javascript"),
+    )
+
+
 def test_next_and_previous_links_walk_the_book_in_order(site, browser):
     context, visit = open_context(browser, site)
+    _without_math(context)
     try:
         page = context.new_page()
         page.goto(site.url(f"{PAGES[0]}.html"), wait_until="load")
         assert page.locator("a.left-prev").count() == 0, "the first page has a 'previous' link"
         for doc in PAGES[1:]:
             page.locator("a.right-next").click()
-            page.wait_for_url(site.url(f"{doc}.html"))
+            page.wait_for_url(site.url(f"{doc}.html"), wait_until="domcontentloaded")
             assert page.locator("article h1").count() == 1, f"{doc}: no single page title"
             assert _current_in_sidebar(page) == site.url(f"{doc}.html"), doc
         assert page.locator("a.right-next").count() == 0, "the last page has a 'next' link"
         for doc in reversed(PAGES[:-1]):
             page.locator("a.left-prev").click()
-            page.wait_for_url(site.url(f"{doc}.html"))
+            page.wait_for_url(site.url(f"{doc}.html"), wait_until="domcontentloaded")
     finally:
         context.close()
     assert not visit.page_errors and not visit.console_errors, visit
@@ -455,6 +464,7 @@ def test_next_and_previous_links_walk_the_book_in_order(site, browser):
 
 def test_sidebar_links_open_their_pages(site, browser):
     context, visit = open_context(browser, site)
+    _without_math(context)
     try:
         page = context.new_page()
         page.goto(site.url(f"{PAGES[-1]}.html"), wait_until="load")
@@ -463,7 +473,7 @@ def test_sidebar_links_open_their_pages(site, browser):
                 f'nav.bd-docs-nav a.reference.internal[href$="{Path(doc).name}.html"]'
             )
             link.first.click()
-            page.wait_for_url(site.url(f"{doc}.html"))
+            page.wait_for_url(site.url(f"{doc}.html"), wait_until="domcontentloaded")
             assert _current_in_sidebar(page) == site.url(f"{doc}.html"), doc
     finally:
         context.close()
