@@ -211,8 +211,10 @@ def gradebook_grades(db_url: str, assignment: str) -> dict[tuple[str, str], floa
     """(student, grade cell) -> auto_score, straight from nbgrader's gradebook."""
     from nbgrader.api import Gradebook
 
+    from attn_course.grading.batch import database_url
+
     out = {}
-    with Gradebook(db_url) as gb:
+    with Gradebook(database_url(db_url)) as gb:
         for sub in gb.find_assignment(assignment).submissions:
             for nb in sub.notebooks:
                 for g in nb.grades:
@@ -235,16 +237,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     """A throw-away PostgreSQL server on 127.0.0.1 (Debian's postgresql), stopped at the end.
     initdb/pg_ctl refuse to run as root, so they run as the `postgres` user then."""
     pg = _pg_bin()
     if pg is None:
         pytest.skip("PostgreSQL is not installed (scripts/system-deps.sh installs it)")
-    data = tmp_path_factory.mktemp("pg") / "data"
-    data.parent.chmod(0o777)
+    import tempfile
+
+    # not under pytest's tmp folder: that is private to root, and the server runs as `postgres`
+    home = Path(tempfile.mkdtemp(prefix="attn-pg-"))
+    data = home / "data"
     port = _free_port()
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(home, "postgres", "postgres")
     subprocess.run(
         [*as_user, str(pg / "initdb"), "-D", str(data), "-A", "trust", "-U", "grader", "--no-sync"],
         check=True,
@@ -289,6 +296,7 @@ def postgres_url(tmp_path_factory):
             [*as_user, str(pg / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             capture_output=True,
         )
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def dump(obj) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,38 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading")]
 
 WRONG_ADD = "def add(a, b):\n    return a - b"
 MARK = uuid.uuid4().hex[:12]
+
+
+STUDENTS = (
+    "good",
+    "wrong_add",
+    "untouched",
+    "infinite_loop",
+    "uninterruptible",
+    "memory_hog",
+    "os_exit",
+    "segfault",
+    "system_exit",
+    "syntax_error",
+    "missing_function",
+    "wrong_type",
+    "nan",
+    "not_json",
+    "renamed",
+    "missing",
+    "other_assignment",
+    "test_edited",
+    "test_deleted",
+    "test_duplicated",
+    "duplicate_cell_ids",
+    "patch_names",
+    "patch_code",
+    "fake_module",
+    "kill_guard",
+    "read_solutions",
+    "write_outside",
+    "stderr_in_test",
+)
 
 
 def _students(course: Path):
@@ -158,6 +191,14 @@ for path in ({course_s + "/pwned-" + MARK!r}, '/tmp/pwned-{MARK}', '/var/tmp/pwn
             1,
             "test_add deleted (restored)",
         ),
+        "answer_and_test_deleted": (
+            with_test_cell(
+                good, "test_add", lambda nb, i: nb.cells.__delitem__(slice(i - 1, i + 1))
+            ),
+            None,
+            1,
+            "test_add deleted (restored)",
+        ),
         "test_duplicated": (
             with_test_cell(good, "test_double", dup_test),
             None,
@@ -185,6 +226,10 @@ def graded_class(tmp_path_factory):
             folder = subs / student / TINY
             folder.mkdir(parents=True)
             (folder / "README.txt").write_text("I forgot the notebook")
+        elif student == "duplicate_cell_ids":  # nbformat.write would renumber the ids
+            folder = subs / student / TINY
+            folder.mkdir(parents=True)
+            (folder / f"{TINY}.ipynb").write_text(json.dumps(nb))
         elif isinstance(nb, bytes):
             write_submission(subs, student, TINY, None, raw=nb)
         else:
@@ -197,44 +242,11 @@ def test_exit_status_and_one_row_per_student(graded_class):
     course, students, proc = graded_class
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_csv(course / "graded" / TINY / "grades.csv")
-    assert sorted(rows) == sorted(students)
-    assert "Graded 28 submissions" in proc.stdout
+    assert sorted(rows) == sorted(students) == sorted(STUDENTS)
+    assert f"Graded {len(students)} submissions" in proc.stdout
 
 
-@pytest.mark.parametrize(
-    "student",
-    list(_students.__code__.co_consts)
-    and [
-        "good",
-        "wrong_add",
-        "untouched",
-        "infinite_loop",
-        "uninterruptible",
-        "memory_hog",
-        "os_exit",
-        "segfault",
-        "system_exit",
-        "syntax_error",
-        "missing_function",
-        "wrong_type",
-        "nan",
-        "not_json",
-        "renamed",
-        "missing",
-        "other_assignment",
-        "test_edited",
-        "test_deleted",
-        "test_duplicated",
-        "duplicate_cell_ids",
-        "patch_names",
-        "patch_code",
-        "fake_module",
-        "kill_guard",
-        "read_solutions",
-        "write_outside",
-        "stderr_in_test",
-    ],
-)
+@pytest.mark.parametrize("student", STUDENTS)
 def test_grade_and_reason(graded_class, student):
     course, students, _ = graded_class
     row = read_csv(course / "graded" / TINY / "grades.csv")[student]

@@ -59,6 +59,18 @@ class GradeOptions:
 # --- the course -------------------------------------------------------------------------
 
 
+def database_url(url: str) -> str:
+    """``postgresql://...`` with the driver that is installed (SQLAlchemy 2.1 defaults to
+    psycopg 3; this environment ships psycopg2-binary)."""
+    import importlib.util
+
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix) and importlib.util.find_spec("psycopg") is None:
+            if importlib.util.find_spec("psycopg2") is not None:
+                return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
 def find_course(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` (default: the working folder) with
     ``nbgrader_config.py``."""
@@ -95,6 +107,18 @@ def _quiet_logger(name: str) -> logging.Logger:
     if not log.handlers:
         log.addHandler(logging.StreamHandler(sys.stderr))
     return log
+
+
+def ensure_course_row(db_url: str, course_id: str) -> None:
+    """nbgrader's default course id is "", for which its Gradebook never creates the course
+    row; SQLite does not enforce the foreign key, PostgreSQL does (every insert of an
+    assignment fails). Create the row."""
+    from nbgrader.api import Course, Gradebook
+
+    with Gradebook(db_url, course_id or "default_course") as gb:
+        if gb.db.get(Course, course_id) is None:
+            gb.db.add(Course(id=course_id))
+            gb.db.commit()
 
 
 def record_assignment(course: Path, cfg, assignment: str, db_url: str, release_dir: Path) -> None:
@@ -348,7 +372,11 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     jobs = opts.jobs or os.cpu_count() or 1
     if jobs < 1:
         raise SetupError("--jobs must be at least 1")
-    db_url = opts.db or f"sqlite:///{course / 'gradebook.db'}"
+    if not opts.submissions.exists():
+        raise SetupError(f"SUBMISSIONS {opts.submissions} does not exist")
+    if not os.access(opts.submissions, os.R_OK | (os.X_OK if opts.submissions.is_dir() else 0)):
+        raise SetupError(f"SUBMISSIONS {opts.submissions} is not readable")
+    db_url = database_url(opts.db or f"sqlite:///{course / 'gradebook.db'}")
     out_dir = (opts.out or course / "graded" / opts.assignment).resolve()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -358,6 +386,10 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     tmp = Path(tempfile.mkdtemp(prefix="attn-grade-"))
     os.chmod(tmp, 0o711)  # kernels run under other uids and must reach their own box inside
     try:
+        try:
+            ensure_course_row(db_url, cfg.CourseDirectory.get("course_id", ""))
+        except Exception as err:  # noqa: BLE001
+            raise SetupError(f"cannot open the gradebook {db_url.split('@')[-1]}: {err}") from err
         record_assignment(course, cfg, opts.assignment, db_url, tmp / "release")
         template = tmp / "template.db"
         record_assignment(course, cfg, opts.assignment, f"sqlite:///{template}", tmp / "release2")

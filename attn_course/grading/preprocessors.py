@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import uuid
 
+import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells, SaveAutoGrades
+from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
 
 __all__ = ["RepairSubmission", "SaveAutoGradesFair"]
 
@@ -149,8 +150,24 @@ class RepairSubmission(NbGraderPreprocessor):
                 if earlier in present:
                     position = present[earlier] + 1
                     break
-            cell = OverwriteCells().missing_cell_transform(
-                cells[grade_id], grades[grade_id], is_solution=grade_id in solutions
+            src = cells[grade_id]
+            meta = {
+                "grade": True,
+                "grade_id": grade_id,
+                "locked": bool(src.locked),
+                "points": grades[grade_id],
+                "schema_version": 3,
+                "solution": grade_id in solutions,
+                "checksum": src.checksum,
+            }
+            cell = nbformat.from_dict(
+                {
+                    "cell_type": src.cell_type,
+                    "source": src.source,
+                    "id": uuid.uuid4().hex[:8],
+                    "metadata": {"deletable": False, "editable": False, "nbgrader": meta},
+                    **({"outputs": [], "execution_count": None} if src.cell_type == "code" else {}),
+                }
             )
             nb.cells.insert(position, cell)
             changes.append(f"{grade_id} deleted (restored)")

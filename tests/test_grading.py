@@ -1,0 +1,195 @@
+"""`attn-course grade`: the command, its setup errors, nbgrader-identical grades, PostgreSQL,
+LMS archives. Real runs of the console script on a tiny course made in a temp folder."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import zipfile
+
+import pytest
+from grading_fixtures import (
+    BIN,
+    TINY,
+    _env,
+    fill,
+    grade_cmd,
+    gradebook_grades,
+    make_course,
+    postgres_url,  # noqa: F401  (a fixture)
+    read_csv,
+    release_of,
+    solutions_of,
+    write_submission,
+)
+
+# Well-formed submissions (no stderr in test cells, no timeouts): plain nbgrader must agree.
+WELL_FORMED = {
+    "good": {},
+    "wrong_add": {"add": "def add(a, b):\n    return a - b"},
+    "wrong_double": {"double": "def double(x):\n    return x + 2.5"},
+    "syntax_error": {"add": "def add(a, b)\n    return a + b"},
+    "nan": {"add": "def add(a, b):\n    return a + b + np.nan"},
+    "loop_float32": {
+        "add": "def add(a, b):\n    a, b = np.float32(a), np.float32(b)\n    return a + b"
+    },
+}
+
+
+def _submissions(course, root):
+    rel, sol = release_of(course, TINY), solutions_of(course, TINY)
+    for student, answers in WELL_FORMED.items():
+        write_submission(root, student, TINY, fill(rel, {**sol, **answers}))
+    write_submission(root, "untouched", TINY, rel)
+    return root
+
+
+def test_cli_lists_its_subcommands():
+    proc = subprocess.run([str(BIN / "attn-course"), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "grade" in proc.stdout and "check" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    return make_course(tmp_path_factory.mktemp("setup") / "course")
+
+
+def test_setup_error_unknown_assignment(course):
+    proc = grade_cmd(course, "no_such_assignment", course)
+    assert proc.returncode == 2
+    assert "no assignment 'no_such_assignment'" in proc.stderr and "tiny" in proc.stderr
+
+
+def test_setup_error_missing_submissions(course):
+    proc = grade_cmd(course, TINY, course / "nowhere")
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
+
+
+def test_setup_error_not_a_course(tmp_path):
+    proc = subprocess.run(
+        [str(BIN / "attn-course"), "grade", TINY, str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    assert proc.returncode == 2
+    assert "nbgrader_config.py" in proc.stderr
+
+
+def test_setup_error_bad_memory(course):
+    proc = grade_cmd(course, TINY, course, "--memory", "lots")
+    assert proc.returncode == 2 and "memory limit" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory, postgres_url):  # noqa: F811
+    """The same class graded three ways: attn-course on SQLite, attn-course on PostgreSQL,
+    plain sequential `nbgrader autograde` (in a copy of the course)."""
+    base = tmp_path_factory.mktemp("identical")
+    course = make_course(base / "course")
+    subs = _submissions(course, base / "subs")
+    sqlite = grade_cmd(course, TINY, subs, "--jobs", "2")
+    pg = grade_cmd(
+        course, TINY, subs, "--jobs", "2", "--db", postgres_url, "--out", str(base / "pg-out")
+    )
+    plain = make_course(base / "plain")
+    shutil.copytree(subs, plain / "submitted")
+    db = f"sqlite:///{plain / 'plain.db'}"
+    for cmd in (["generate_assignment", TINY, "--force"], ["autograde", TINY, "--force"]):
+        subprocess.run(
+            [str(BIN / "nbgrader"), *cmd, f"--db={db}"],
+            cwd=plain,
+            check=True,
+            capture_output=True,
+            env=_env(),
+        )
+    return course, base, sqlite, pg, db, postgres_url
+
+
+@pytest.mark.slow
+def test_grades_identical_to_plain_nbgrader(three_runs):
+    course, _, sqlite, _, plain_db, _ = three_runs
+    assert sqlite.returncode == 0, sqlite.stderr[-3000:]
+    ours = gradebook_grades(f"sqlite:///{course / 'gradebook.db'}", TINY)
+    theirs = gradebook_grades(plain_db, TINY)
+    assert len(ours) == 2 * (len(WELL_FORMED) + 1)
+    assert ours == theirs
+    rows = read_csv(course / "graded" / TINY / "grades.csv")
+    assert {s: float(r["score"]) for s, r in rows.items()} == {
+        "good": 3,
+        "wrong_add": 1,
+        "wrong_double": 2,
+        "syntax_error": 1,
+        "nan": 1,
+        "loop_float32": 3,
+        "untouched": 0,
+    }
+    assert all(r["status"] == "graded" for r in rows.values())
+
+
+@pytest.mark.slow
+def test_postgresql_gradebook_gives_the_same_grades(three_runs):
+    course, base, sqlite, pg, _, url = three_runs
+    assert pg.returncode == 0, pg.stderr[-3000:]
+    assert gradebook_grades(url, TINY) == gradebook_grades(
+        f"sqlite:///{course / 'gradebook.db'}", TINY
+    )
+    assert (base / "pg-out" / "grades.csv").read_text().count("\n") == len(WELL_FORMED) + 2
+
+
+@pytest.mark.slow
+def test_feedback_and_autograded_notebooks_where_nbgrader_expects_them(three_runs):
+    course, *_ = three_runs
+    for student in ("good", "untouched"):
+        assert (course / "graded" / TINY / student / f"{TINY}.html").is_file()
+        assert (course / "autograded" / student / TINY / f"{TINY}.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_progress_bar_and_summary(three_runs):
+    course, _, _, _, _, _ = three_runs
+    subs = course / "one"
+    rel, sol = release_of(course, TINY), solutions_of(course, TINY)
+    write_submission(subs, "solo", TINY, fill(rel, sol))
+    proc = subprocess.run(
+        [
+            str(BIN / "attn-course"),
+            "grade",
+            TINY,
+            str(subs),
+            "--jobs",
+            "1",
+            "--out",
+            str(course / "solo-out"),
+        ],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "grading" in proc.stderr and "1/1" in proc.stderr  # tqdm: count and ETA
+    assert "Graded 1 submission in" in proc.stdout
+    assert "full marks 1" in proc.stdout
+
+
+@pytest.mark.slow
+def test_lms_zip_is_mapped_with_zip_collect(tmp_path):
+    course = make_course(tmp_path / "course")
+    rel, sol = release_of(course, TINY), solutions_of(course, TINY)
+    import nbformat
+
+    archive = tmp_path / "download.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("alice_tiny.ipynb", nbformat.writes(fill(rel, sol)))
+        zf.writestr(
+            "bob_4711_tiny.ipynb",
+            nbformat.writes(fill(rel, {**sol, "add": "def add(a, b):\n    return a * b"})),
+        )
+    proc = grade_cmd(course, TINY, archive, "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_csv(course / "graded" / TINY / "grades.csv")
+    assert {s: float(r["score"]) for s, r in rows.items()} == {"alice": 3, "bob": 1}
