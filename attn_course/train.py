@@ -13,14 +13,14 @@ Adam, gradient clipping, cross-entropy over the real target tokens)::
 The same seed gives the same batches and therefore, with the same initial weights,
 the same losses from run to run.
 
-The progress bar is plain-text ``tqdm`` (not a notebook widget, which would need
-ipywidgets and store widget state in the book), written to standard output and
-redrawn at most twice a second. When the book executes a chapter, myst-nb merges
-the carriage-return redraws into the last one, so the page shows a single line per
-training run (steps, time, final loss), in the normal output, not as stderr.
+The progress bar is plain-text ``tqdm`` on standard error (not a notebook widget,
+which would need ipywidgets), redrawn at most twice a second. Pass
+``progress=False`` in a chapter: when the book executes a notebook, every redraw
+is stored as a separate output and myst-nb prints each on its own line, so one
+run would add hundreds of lines to the page (and the book's tests reject stderr
+in a chapter, which catches a forgotten ``progress=False``).
 """
 
-import sys
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -95,7 +95,6 @@ def train(
             disable=not progress,
             mininterval=0.5,
             unit="step",
-            file=sys.stdout,  # stdout: an executed chapter shows no stderr
             ncols=90,
         )
         for _ in bar:
