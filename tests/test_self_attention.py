@@ -399,3 +399,23 @@ def test_multiply_adds_hand_computed_and_crossover():
         assert smaller["self-attention"] < smaller["GRU"]
     # times 2 ms vs 1 ms at n = 1000: attention ~ n^2 reaches the RNN ~ n at n = 500
     assert crossover_length([10, 1000], [1e-5, 2e-3], [1e-5, 1e-3]) == pytest.approx(500.0)
+
+
+def test_encoder_reads_chapter_1_batches():
+    # the Chapter 1 tasks: padded (B, S) token ids and a (B, S) mask, True = real token
+    from attn_course.data import make_batch, reversal_task
+
+    task = reversal_task()
+    batch = make_batch(task, batch_size=4, lengths=(3, 7), rng=np.random.default_rng(0))
+    torch.manual_seed(0)
+    encoder = SelfAttentionEncoder(task.vocab_size, d_model=16, num_heads=2).eval()
+    h = encoder(batch.src, mask=batch.src_mask)
+    B, S = batch.src.shape
+    assert h.shape == (B, S, 16)
+    w = encoder.weights[0]  # (B, h, S, S)
+    assert (w.masked_select(~batch.src_mask[:, None, None, :].expand_as(w)) == 0).all()
+    # padding does not change the states of the real tokens
+    b = int(batch.src_mask.sum(1).argmin())  # the shortest sequence
+    n = int(batch.src_mask[b].sum())
+    alone = encoder(batch.src[b : b + 1, :n])
+    torch.testing.assert_close(h[b : b + 1, :n], alone)
