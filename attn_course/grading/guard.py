@@ -226,7 +226,8 @@ class _SnapshotLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        _GUARD.snapshot(self._fullname, module)
+        # some modules replace themselves in sys.modules while executing (torch._VF does)
+        _GUARD.snapshot(self._fullname, sys.modules.get(self._fullname, module))
 
 
 _MISSING = object()
