@@ -88,13 +88,13 @@ def make_score(name: str, d_q: int, d_k: int, d_h: int | None = None) -> nn.Modu
 class AttentionDecoder(nn.Module):
     """A GRU decoder that attends over the encoder states at every step.
 
-    Args:
-        vocab_size: size of the output vocabulary V (shared with the input).
-        d_enc: size of an encoder state h_j (2 d for a bidirectional encoder).
-        d_dec: size of the decoder state s_i.
-        d_emb: size of the token embedding of y_{i-1}.
+    Args (the first four as for the Chapter 1 decoders):
+        vocab_size: size of the output vocabulary V.
+        d_emb: size of the token embedding e(y_{i-1}).
+        d_hidden: size of the decoder state s_i.
+        d_context: size of an encoder state h_j, ``d_enc`` (2 d for a bidirectional encoder).
         score: "additive" (Bahdanau), "dot", "scaled_dot" or "cosine".
-        d_att: hidden size of the additive score (default d_dec).
+        d_att: hidden size of the additive score (default d_hidden).
         hard_k: ``None`` for soft attention; an int k to keep only the k largest
             weights at every step (hard attention, for inference; see :meth:`hard`).
 
@@ -113,22 +113,28 @@ class AttentionDecoder(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        d_enc: int,
-        d_dec: int,
-        d_emb: int = 32,
+        d_emb: int,
+        d_hidden: int,
+        d_context: int,
         score: str = "additive",
         d_att: int | None = None,
         hard_k: int | None = None,
     ):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, d_emb)
-        self.init_s = nn.Linear(d_enc, d_dec)  # s_0 = tanh(W_s C), as in Bahdanau et al.
-        self.score = make_score(score, d_dec, d_enc, d_att)
-        self.cell = nn.GRUCell(d_emb + d_enc, d_dec)
-        self.out = nn.Linear(d_dec + d_enc + d_emb, vocab_size)
+        self.d_context = d_context
+        self.embedding = nn.Embedding(vocab_size, d_emb)
+        self.init = nn.Linear(d_context, d_hidden)  # s_0 = tanh(W_0 C), as in Bahdanau et al.
+        self.score = make_score(score, d_hidden, d_context, d_att)
+        self.cell = nn.GRUCell(d_emb + d_context, d_hidden)
+        self.out = nn.Linear(d_hidden + d_context + d_emb, vocab_size)
         self.score_name = score
         self.hard_k = hard_k
-        self.last_alpha = None
+        self._alphas = []  # alpha_i of every step since the last init_state
+
+    @property
+    def last_alpha(self):
+        """Attention weights of every step since the last ``init_state``: (B, steps, S), or None."""
+        return torch.stack(self._alphas, dim=1) if self._alphas else None
 
     @contextmanager
     def hard(self, k: int = 1):
@@ -146,53 +152,61 @@ class AttentionDecoder(nn.Module):
             self.hard_k = previous
 
     def attend(self, s_prev, h, src_mask):
-        """One attention read: C_i and alpha_i for the state s_{i-1}.
+        """One attention read: the weights alpha_i and the context C_i for the state s_{i-1}.
 
-        Shapes: s_prev (B, d_dec), h (B, S, d_enc), src_mask (B, S)
+        Shapes: s_prev (B, d_hidden), h (B, S, d_enc), src_mask (B, S)
             -> C_i (B, d_enc), alpha_i (B, S)
         """
         C_i, alpha = attention(
             s_prev[:, None, :], h, h, score=self.score, mask=src_mask[:, None, :]
-        )  # (B, 1, d_enc), (B, 1, S)
+        )  # (B, 1, d_enc), (B, 1, S): one query per sequence, keys = values = h
         if self.hard_k is not None:  # hard attention: only the top-k inputs survive
             alpha = hard_weights(alpha, k=min(self.hard_k, h.shape[1]))
             C_i = alpha @ h  # (B, 1, d_enc)
         return C_i[:, 0], alpha[:, 0]
 
     def init_state(self, h, C, src_mask):
-        """The decoder's first state s_0 = tanh(W_s C); also starts a fresh ``last_alpha``.
+        """The first state s_0 = tanh(W_0 C); also starts a fresh ``last_alpha``.
 
-        Shapes: h (B, S, d_enc), C (B, d_enc), src_mask (B, S) -> s_0 (B, d_dec)
+        Shapes: h (B, S, d_enc), C (B, d_enc), src_mask (B, S) -> s_0 (B, d_hidden)
         """
-        _check_inputs(h, C, src_mask)
+        _check_inputs(h, C, src_mask, self.d_context)
         self._alphas = []
-        return torch.tanh(self.init_s(C))
+        return torch.tanh(self.init(C))
 
-    def step(self, y_prev, s_prev, h, src_mask):
-        """One output step: attend with s_{i-1}, update the state, predict y_i.
+    def step(self, y_prev, state, h, C, src_mask):
+        """One output step: attend with s_{i-1}, update the state to s_i, score every y_i.
 
-        Shapes: y_prev (B,) int, s_prev (B, d_dec), h (B, S, d_enc), src_mask (B, S)
-            -> logits (B, V), s_i (B, d_dec)
+        ``C`` (the encoder's single summary) is only used by :meth:`init_state`; it is in
+        the signature so that every decoder of the course is stepped the same way.
+
+        Shapes: y_prev (B,) long, state s_{i-1} (B, d_hidden), h (B, S, d_enc),
+            C (B, d_enc), src_mask (B, S) -> logits (B, V), s_i (B, d_hidden)
         """
-        e = self.embed(y_prev)  # (B, d_emb)  y_{i-1}
-        C_i, alpha = self.attend(s_prev, h, src_mask)  # (B, d_enc), (B, S)
-        s = self.cell(torch.cat([e, C_i], dim=-1), s_prev)  # (B, d_dec)
+        e = self.embedding(y_prev)  # (B, d_emb)       e(y_{i-1})
+        C_i, alpha = self.attend(state, h, src_mask)  # (B, d_enc), (B, S)
+        s = self.cell(torch.cat([e, C_i], dim=-1), state)  # (B, d_hidden)  s_i
         logits = self.out(torch.cat([s, C_i, e], dim=-1))  # (B, V)
-        self._alphas.append(alpha.detach())
-        self.last_alpha = torch.stack(self._alphas, dim=1)  # (B, steps so far, S)
+        self._alphas.append(alpha.detach())  # kept for plotting: (B, S) per step
         return logits, s
 
     def forward(self, tgt_in, h, C, src_mask):
-        B, T = tgt_in.shape
-        s = self.init_state(h, C, src_mask)  # (B, d_dec)
+        if tgt_in.ndim != 2 or tgt_in.shape[0] != h.shape[0]:
+            raise ValueError(
+                f"expected tgt_in (B, T) and h (B, S, d_enc): got tgt_in {shape_of(tgt_in)}, "
+                f"h {shape_of(h)}"
+            )
+        s = self.init_state(h, C, src_mask)  # (B, d_hidden)
         logits = []
-        for i in range(T):  # teacher forcing: y_{i-1} is the true previous token
-            logits_i, s = self.step(tgt_in[:, i], s, h, src_mask)
+        for i in range(tgt_in.shape[1]):  # teacher forcing: y_{i-1} is the true previous token
+            logits_i, s = self.step(tgt_in[:, i], s, h, C, src_mask)
             logits.append(logits_i)
         return torch.stack(logits, dim=1)  # (B, T, V)
 
 
-def _check_inputs(h, C, src_mask):
+def _check_inputs(h, C, src_mask, d_context):
+    if h.ndim != 3 or h.shape[-1] != d_context:
+        raise ValueError(f"expected h (B, S, d_context={d_context}): got h {shape_of(h)}")
     B, S, d_enc = h.shape
     if C.shape != (B, d_enc) or src_mask.shape != (B, S):
         raise ValueError(

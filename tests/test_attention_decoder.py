@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,7 +23,7 @@ def random_inputs(B=3, S=5, d_enc=6, lengths=(5, 3, 1), seed=0):
 def test_weights_sum_to_one_and_are_zero_on_padding(score):
     torch.manual_seed(0)
     V, d_enc, d_dec = 7, 6, 4  # d_dec != d_enc: the dot scores need their projection
-    decoder = AttentionDecoder(V, d_enc, d_dec, d_emb=3, score=score)
+    decoder = AttentionDecoder(V, 3, d_dec, d_enc, score=score)
     h, C, src_mask = random_inputs(d_enc=d_enc)
     tgt_in = torch.randint(0, V, (3, 4))
     logits = decoder(tgt_in, h, C, src_mask)
@@ -39,7 +40,9 @@ def test_weights_sum_to_one_and_are_zero_on_padding(score):
 
 def test_worked_example_by_hand():
     """Three encoder states, one decoder state, dot score: alpha and C_i computed by hand."""
-    decoder = AttentionDecoder(5, d_enc=2, d_dec=2, score="dot")  # equal sizes: no projection
+    decoder = AttentionDecoder(
+        5, d_emb=3, d_hidden=2, d_context=2, score="dot"
+    )  # equal sizes: no projection
     h = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])  # (1, 3, 2)
     s_prev = torch.tensor([[math.log(4.0), math.log(3.0) - math.log(4.0)]])  # (1, 2)
     # scores s.h_j = [ln 4, ln 3 - ln 4, ln 3]  ->  exp = [4, 3/4, 3]  ->  / 7.75
@@ -53,7 +56,7 @@ def test_worked_example_by_hand():
 def test_additive_context_matches_a_loop_over_positions():
     """C_i from the module equals sum_j alpha_ij h_j with e_ij = v.tanh(W_q^T s + W_k^T h_j)."""
     torch.manual_seed(1)
-    decoder = AttentionDecoder(7, d_enc=6, d_dec=4, score="additive", d_att=5).double()
+    decoder = AttentionDecoder(7, 3, 4, 6, score="additive", d_att=5).double()
     h, C, src_mask = random_inputs(d_enc=6)
     h = h.double()
     s_prev = torch.randn(3, 4, dtype=torch.float64)
@@ -71,14 +74,14 @@ def test_additive_context_matches_a_loop_over_positions():
 
 def test_forward_equals_stepping_one_token_at_a_time():
     torch.manual_seed(2)
-    decoder = AttentionDecoder(7, d_enc=6, d_dec=4, d_emb=3)
+    decoder = AttentionDecoder(7, 3, 4, 6)
     h, C, src_mask = random_inputs(d_enc=6)
     tgt_in = torch.randint(0, 7, (3, 4))
     logits = decoder(tgt_in, h, C, src_mask)
     alpha = decoder.last_alpha
     s = decoder.init_state(h, C, src_mask)
     for i in range(4):
-        logits_i, s = decoder.step(tgt_in[:, i], s, h, src_mask)
+        logits_i, s = decoder.step(tgt_in[:, i], s, h, C, src_mask)
         torch.testing.assert_close(logits_i, logits[:, i])
     torch.testing.assert_close(decoder.last_alpha, alpha)
 
@@ -86,7 +89,7 @@ def test_forward_equals_stepping_one_token_at_a_time():
 @pytest.mark.parametrize("k", [1, 2])
 def test_hard_attention_keeps_the_top_k_of_the_soft_weights(k):
     torch.manual_seed(3)
-    decoder = AttentionDecoder(7, d_enc=6, d_dec=4)
+    decoder = AttentionDecoder(7, 3, 4, 6)
     h, C, src_mask = random_inputs(d_enc=6, lengths=(5, 3, 2))
     s_prev = torch.randn(3, 4)
     _, soft = decoder.attend(s_prev, h, src_mask)
@@ -104,7 +107,7 @@ def test_hard_attention_keeps_the_top_k_of_the_soft_weights(k):
 
 def test_gradients_reach_the_score_parameters():
     torch.manual_seed(4)
-    decoder = AttentionDecoder(7, d_enc=6, d_dec=4, score="additive")
+    decoder = AttentionDecoder(7, 3, 4, 6, score="additive")
     h, C, src_mask = random_inputs(d_enc=6)
     h.requires_grad_(True)
     decoder(torch.randint(0, 7, (3, 4)), h, C, src_mask).sum().backward()
@@ -114,9 +117,76 @@ def test_gradients_reach_the_score_parameters():
 
 
 def test_bad_input_is_named():
-    decoder = AttentionDecoder(7, d_enc=6, d_dec=4)
+    decoder = AttentionDecoder(7, 3, 4, 6)
     h, C, src_mask = random_inputs(d_enc=6)
     with pytest.raises(ValueError, match=r"src_mask \(3, 4\)"):
         decoder(torch.zeros(3, 2, dtype=torch.long), h, C, src_mask[:, :4])
     with pytest.raises(ValueError, match="unknown score 'bilinear'"):
         make_score("bilinear", 4, 6)
+
+
+# --- the NumPy references of the assignment ---------------------------------------------------
+
+
+def test_numpy_alignment_weights_and_context_against_torch():
+    from attn_course.attention_numpy import alignment_scores, attention_weights, context_vector
+
+    rng = np.random.default_rng(5)
+    B, n, d_s, d_h, d_a = 2, 5, 3, 4, 6
+    s_prev, h = rng.normal(size=(B, d_s)), rng.normal(size=(B, n, d_h))
+    W_q, W_k, v = rng.normal(size=(d_s, d_a)), rng.normal(size=(d_h, d_a)), rng.normal(size=d_a)
+    mask = np.arange(n)[None, :] < np.array([[5], [2]])  # (B, n)
+
+    e = alignment_scores(s_prev, h, W_q, W_k, v)
+    t = torch.from_numpy
+    e_ref = torch.tanh((t(s_prev) @ t(W_q))[:, None, :] + t(h) @ t(W_k)) @ t(v)
+    np.testing.assert_allclose(e, e_ref.numpy(), rtol=1e-12)
+    assert alignment_scores(s_prev[0], h[0], W_q, W_k, v).shape == (n,)  # one unbatched state
+
+    alpha = attention_weights(100 * e, mask)  # large scores: must stay finite
+    alpha_ref = torch.softmax(t(100 * e).masked_fill(~t(mask), -torch.inf), dim=-1)
+    np.testing.assert_allclose(alpha, alpha_ref.numpy(), atol=1e-12)
+    assert np.all(alpha[1, 2:] == 0.0)
+
+    C = context_vector(alpha, h)
+    np.testing.assert_allclose(C, torch.einsum("bn,bnd->bd", t(alpha), t(h)).numpy())
+
+
+def test_numpy_attention_step_by_hand():
+    """Identity-like weights small enough to follow on paper."""
+    from attn_course.attention_numpy import attention_step
+
+    h = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])  # third state is padding
+    mask = np.array([True, True, False])
+    zeros = np.zeros((2, 2))
+    params = {
+        "W_q": zeros, "W_k": np.eye(2), "v": np.array([np.log(3.0), 0.0]),  # scores tanh(h_j1) ln 3
+        "W_e": zeros, "W_s": zeros, "W_c": np.eye(2), "b": np.zeros(2),  # s = tanh(C_i)
+        "V_s": np.eye(2), "V_e": zeros, "V_c": zeros, "c": np.zeros(2),  # logits = s
+    }  # fmt: skip
+    logits, s, alpha = attention_step(np.zeros(2), np.zeros(2), h, mask, params)
+    a = np.exp(np.tanh(1.0) * np.log(3.0))  # weight ratio of h_1 to h_2
+    np.testing.assert_allclose(alpha, [a / (a + 1), 1 / (a + 1), 0.0])
+    np.testing.assert_allclose(s, np.tanh([a / (a + 1), 1 / (a + 1)]))
+    np.testing.assert_allclose(logits, s)
+
+
+def test_numpy_attention_step_is_chos_step_with_a_fresh_context():
+    """Given the context C_i it computed, the attention step is exactly Chapter 1's cho_step."""
+    from attn_course.attention_numpy import attention_step, init_attention_params
+    from attn_course.rnn_numpy import cho_step
+
+    rng = np.random.default_rng(6)
+    B, n, d_e, d_s, d_h = 3, 4, 2, 5, 6
+    params = init_attention_params(d_e, d_s, d_h, d_a=7, V=9, seed=1)
+    e, s_prev, h = (
+        rng.normal(size=(B, d_e)),
+        rng.normal(size=(B, d_s)),
+        rng.normal(size=(B, n, d_h)),
+    )
+    mask = np.ones((B, n), dtype=bool)
+    logits, s, alpha = attention_step(e, s_prev, h, mask, params)
+    C_i = np.einsum("bn,bnd->bd", alpha, h)
+    logits_cho, s_cho = cho_step(e, s_prev, C_i, params)
+    np.testing.assert_allclose(logits, logits_cho)
+    np.testing.assert_allclose(s, s_cho)
