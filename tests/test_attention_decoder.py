@@ -190,3 +190,40 @@ def test_numpy_attention_step_is_chos_step_with_a_fresh_context():
     logits_cho, s_cho = cho_step(e, s_prev, C_i, params)
     np.testing.assert_allclose(logits, logits_cho)
     np.testing.assert_allclose(s, s_cho)
+
+
+# --- training: the point of the chapter, in miniature ------------------------------------------
+
+
+def test_short_training_attention_beats_both_fixed_context_models_on_long_inputs():
+    """Same encoder, width, batches and steps: only the attention decoder reverses long inputs.
+
+    A few seconds on one thread (the chapter runs the full-size version).
+    """
+    from attn_course.data import reversal_task
+    from attn_course.rnn import Encoder
+    from attn_course.seq2seq import ChoDecoder, Seq2Seq, SutskeverDecoder, token_accuracy
+    from attn_course.train import evaluate, train
+
+    task = reversal_task()
+    V = task.vocab_size
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        exact, tokens = {}, {}
+        for name, Decoder in [
+            ("sutskever", SutskeverDecoder),
+            ("cho", ChoDecoder),
+            ("attention", AttentionDecoder),
+        ]:
+            torch.manual_seed(0)
+            encoder = Encoder(V, 16, 32, bidirectional=True)
+            model = Seq2Seq(encoder, Decoder(V, 16, 32, encoder.d_enc))
+            train(model, task, steps=300, batch_size=32, lengths=(2, 12), progress=False)
+            exact[name] = evaluate(model, task, [12], n=200, seed=1)[12]
+            tokens[name] = evaluate(model, task, [12], n=200, seed=1, metric=token_accuracy)[12]
+    finally:
+        torch.set_num_threads(threads)
+    assert exact["attention"] >= 0.5, exact
+    assert exact["cho"] <= 0.2 and exact["sutskever"] <= 0.2, exact
+    assert tokens["attention"] >= max(tokens["cho"], tokens["sutskever"]) + 0.3, tokens
