@@ -318,6 +318,11 @@ def _init_worker(slots) -> None:
     global _SLOT
     _SLOT = slots.get()
     logging.getLogger("traitlets").setLevel(logging.ERROR)
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
     import attn_course.grading.worker  # noqa: F401  (import nbgrader once per worker)
 
 
@@ -383,6 +388,10 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     except OSError as err:
         raise SetupError(f"cannot create --out {out_dir}: {err}") from err
 
+    # start the workers now: they import nbgrader while this process sets up the gradebook
+    pool = _new_pool(jobs)
+    for _ in range(jobs):
+        pool.submit(_warm)
     tmp = Path(tempfile.mkdtemp(prefix="attn-grade-"))
     os.chmod(tmp, 0o711)  # kernels run under other uids and must reach their own box inside
     try:
@@ -427,8 +436,9 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
             for sid, folder in students.items()
         ]
         sandbox = detect_sandbox(0, course)
-        results = _run_pool(tasks, jobs, db_url, opts.progress)
+        results = _run_pool(tasks, jobs, db_url, opts.progress, pool)
     finally:
+        pool.shutdown(cancel_futures=True)
         if not opts.keep_work:
             shutil.rmtree(tmp, ignore_errors=True)
     elapsed = monotonic() - t0
@@ -437,14 +447,25 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     return results
 
 
-def _run_pool(tasks, jobs, db_url, progress):
+def _warm() -> None:
+    pass
+
+
+def _new_pool(jobs: int) -> ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("spawn")
+    slots = ctx.Queue()
+    for i in range(jobs):
+        slots.put(i)
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))
+
+
+def _run_pool(tasks, jobs, db_url, progress, pool=None):
     from nbgrader.api import Gradebook
     from tqdm import tqdm
 
     results = {}
     pending = list(tasks)
     retried: set[str] = set()
-    ctx = multiprocessing.get_context("spawn")
     bar = tqdm(
         total=len(tasks),
         unit="submission",
@@ -460,13 +481,9 @@ def _run_pool(tasks, jobs, db_url, progress):
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
     with Gradebook(db_url) as gb:
         while pending:
-            slots = ctx.Queue()
-            for i in range(jobs):
-                slots.put(i)
             broken = False
-            with ProcessPoolExecutor(
-                jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,)
-            ) as pool:
+            pool = pool or _new_pool(jobs)
+            with pool:
                 futures = {pool.submit(_run, t): t for t in pending}
                 pending = []
                 remaining = set(futures)
@@ -499,6 +516,7 @@ def _run_pool(tasks, jobs, db_url, progress):
                         )
                     if broken:
                         break
+            pool = None  # a broken pool is replaced by a fresh one
             if broken:
                 pending += [
                     futures[f]

@@ -1,0 +1,189 @@
+"""How fast is `attn-course grade`? Prints ratios from one run (not a timed test).
+
+For every assignment in solutions/ (or those named with --assignments), 40 submissions
+(the instructor's answers, the untouched exercise, and the validity cases of
+tests/grading_cases/ in turn) are graded
+
+1. by plain sequential `nbgrader autograde` (in its own copy of the course), and
+2. by `attn-course grade --jobs N` (default: the cores),
+
+and the floor is measured: running the same notebooks (hidden tests included) with nothing but
+a kernel, one after the other (kernel start + imports + the tests' own compute).
+
+Targets on 2 cores: speed-up >= 1.8x over plain nbgrader, and per-submission cost
+(wall time x workers / submissions) within 1.3x of the floor.
+
+    python benchmarks/grading_speed.py [--n 40] [--jobs 2] [--assignments 03_query_key_value]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "tests"))
+from grading_fixtures import fill, solutions_of  # noqa: E402
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _answers(course: Path, assignment: str, n: int):
+    """n notebooks: the solution, the untouched exercise, then the validity cases in turn."""
+    release_path = next((course / "exercises" / assignment).glob("*.ipynb"))
+    release = nbformat.read(release_path, as_version=4)
+    sol = solutions_of(course, assignment)
+    variants = [fill(release, sol), release]
+    case_file = ROOT / "tests" / "grading_cases" / f"{assignment}.toml"
+    if case_file.exists():
+        spec = tomllib.loads(case_file.read_text())
+        for part in spec["parts"].values():
+            for kind in ("valid", "mistakes"):
+                for case in part.get(kind, []):
+                    variants.append(fill(release, {**sol, part["answer"]: case["code"]}))
+    return release_path.stem, [variants[i % len(variants)] for i in range(n)]
+
+
+def _floor(course: Path, assignment: str, nb_name: str, notebooks, samples: int) -> float:
+    """Seconds per notebook with nothing but a kernel: the answers plus the hidden tests."""
+    source = nbformat.read(course / "solutions" / assignment / f"{nb_name}.ipynb", as_version=4)
+    times = []
+    for nb in notebooks[:samples]:
+        answers = {
+            c.metadata["nbgrader"]["grade_id"]: c.source
+            for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
+        full = fill(source, answers)  # the instructor's cells (hidden tests) + the answers
+        for cell in full.cells:
+            cell.source = cell.source.replace("### BEGIN HIDDEN TESTS", "").replace(
+                "### END HIDDEN TESTS", ""
+            )
+        t = time.perf_counter()
+        NotebookClient(
+            full,
+            timeout=120,
+            allow_errors=True,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(course)}},
+        ).execute()
+        times.append(time.perf_counter() - t)
+    return sum(times) / len(times)
+
+
+def bench(assignment: str, n: int, jobs: int, floor_samples: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="grading-bench-"))
+    try:
+        courses = {}
+        for which in ("plain", "ours"):
+            course = tmp / which
+            course.mkdir()
+            shutil.copy(ROOT / "nbgrader_config.py", course)
+            for kind in ("solutions", "exercises"):
+                shutil.copytree(ROOT / kind / assignment, course / kind / assignment)
+            courses[which] = course
+        nb_name, notebooks = _answers(courses["ours"], assignment, n)
+        subs = tmp / "submissions"
+        for i, nb in enumerate(notebooks):
+            folder = subs / f"student{i:03d}" / assignment
+            folder.mkdir(parents=True)
+            nbformat.write(nb, folder / f"{nb_name}.ipynb")
+
+        floor = _floor(courses["ours"], assignment, nb_name, notebooks, floor_samples)
+
+        plain = courses["plain"]
+        shutil.copytree(subs, plain / "submitted")
+        subprocess.run(
+            [str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"],
+            cwd=plain,
+            check=True,
+            capture_output=True,
+            env=_env(),
+        )
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [str(BIN / "nbgrader"), "autograde", assignment, "--force"],
+            cwd=plain,
+            capture_output=True,
+            text=True,
+            env=_env(),
+        )
+        t_plain = time.perf_counter() - t
+        if proc.returncode != 0:
+            print(f"  (plain nbgrader exited {proc.returncode}: some submissions failed)")
+
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [
+                str(BIN / "attn-course"),
+                "grade",
+                assignment,
+                str(subs),
+                "--jobs",
+                str(jobs),
+                "--no-progress",
+            ],
+            cwd=courses["ours"],
+            capture_output=True,
+            text=True,
+            env=_env(),
+        )
+        t_ours = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise SystemExit(f"attn-course grade failed:\n{proc.stderr[-3000:]}")
+        return {"floor": floor, "plain": t_plain, "ours": t_ours}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=40, help="submissions per assignment")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--floor-samples", type=int, default=6)
+    parser.add_argument("--assignments", nargs="*", default=None)
+    args = parser.parse_args()
+    names = args.assignments or sorted(
+        p.name
+        for p in (ROOT / "solutions").iterdir()
+        if p.is_dir() and (ROOT / "exercises" / p.name).is_dir()
+    )
+    print(
+        f"{args.n} submissions per assignment, {args.jobs} workers, {os.cpu_count()} cores; "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
+    header = (
+        f"{'assignment':<22} {'floor s/nb':>10} {'nbgrader s':>10} {'ours s':>8} "
+        f"{'speed-up':>8} {'cost/floor':>10}"
+    )
+    print(header)
+    for name in names:
+        r = bench(name, args.n, args.jobs, args.floor_samples)
+        cost = r["ours"] * args.jobs / args.n
+        print(
+            f"{name:<22} {r['floor']:10.2f} {r['plain']:10.1f} {r['ours']:8.1f} "
+            f"{r['plain'] / r['ours']:7.2f}x {cost / r['floor']:9.2f}x",
+            flush=True,
+        )
+    print(
+        "targets: speed-up >= 1.80x, cost/floor <= 1.30x (cost = wall time x workers / submissions)"
+    )
+
+
+if __name__ == "__main__":
+    main()
