@@ -75,6 +75,11 @@ def _add_grade(sub) -> None:
     )
     p.add_argument("--keep-work", action="store_true", help="keep the temporary work folders")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-feedback",
+        action="store_true",
+        help="skip the feedback HTML (faster; e.g. for test batches)",
+    )
     p.set_defaults(func=_grade)
 
 
@@ -93,6 +98,7 @@ def _grade(args) -> int:
         lms_regexp=args.lms_regexp,
         keep_work=args.keep_work,
         progress=not args.no_progress,
+        feedback=not args.no_feedback,
     )
     grade(opts)
     return 0

@@ -17,7 +17,7 @@ from grading_fixtures import ROOT, fill, grade_cmd, read_csv, solutions_of
 CASES = Path(__file__).parent / "grading_cases"
 CASE_FILES = sorted(CASES.glob("*.toml"))
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading")]
 
 
 def _slug(text: str) -> str:
@@ -81,7 +81,9 @@ def graded(tmp_path_factory):
             folder = subs / sid / assignment
             folder.mkdir(parents=True)
             nbformat.write(fill(release, answers), folder / f"{nb_name}.ipynb")
-        proc = grade_cmd(course, assignment, subs, "--jobs", "2", "--timeout", "60")
+        proc = grade_cmd(
+            course, assignment, subs, "--jobs", "2", "--timeout", "60", "--no-feedback"
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         cache[name] = (spec, read_csv(course / "graded" / assignment / "grades.csv"))
         return cache[name]

@@ -54,6 +54,7 @@ class GradeOptions:
     lms_regexp: str | None = None
     keep_work: bool = False
     progress: bool = True
+    feedback: bool = True
 
 
 # --- the course -------------------------------------------------------------------------
@@ -432,6 +433,7 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
                 limits=asdict(limits),
                 threads=threads,
                 keep_work=opts.keep_work,
+                feedback=opts.feedback,
             )
             for sid, folder in students.items()
         ]

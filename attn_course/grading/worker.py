@@ -65,6 +65,7 @@ class Task:
     threads: int = 1
     slot: int = 0
     keep_work: bool = False
+    feedback: bool = True
 
 
 @dataclass
@@ -393,7 +394,8 @@ def _grade(task: Task, work: Path, result: Result) -> None:
                 result.status.append(
                     f"{prefix}score withheld: {report.guard_problem} (flagged for review)"
                 )
-        _feedback(coursedir, cfg, task, log, result)
+        if task.feedback:
+            _feedback(coursedir, cfg, task, log, result)
         shutil.rmtree(Path(task.autograded_dir), ignore_errors=True)
         shutil.copytree(dest, task.autograded_dir)
     _collect_grades(db_url, task, result)
@@ -404,9 +406,33 @@ def _grade(task: Task, work: Path, result: Result) -> None:
     shutil.copyfile(work / "grading.log", fb / "grading.log")
 
 
+_FEEDBACK_EXPORTER = None
+
+
+class _Feedback(GenerateFeedback):
+    """nbgrader's GenerateFeedback, reusing one HTML exporter (templates compiled once) for
+    every submission this worker grades: the course config is the same for all of them."""
+
+    def start(self) -> None:
+        global _FEEDBACK_EXPORTER
+        self.init_notebooks()
+        self.writer = FilesWriter(parent=self, config=self.config)
+        if _FEEDBACK_EXPORTER is None:
+            _FEEDBACK_EXPORTER = self.exporter_class(parent=self, config=self.config)
+            for pp in self.preprocessors:
+                _FEEDBACK_EXPORTER.register_preprocessor(pp)
+        self.exporter = _FEEDBACK_EXPORTER
+        cwd = os.getcwd()
+        os.chdir(self.coursedir.root)
+        try:
+            self.convert_notebooks()
+        finally:
+            os.chdir(cwd)
+
+
 def _feedback(coursedir, cfg, task: Task, log, result: Result) -> None:
     try:
-        conv = GenerateFeedback(coursedir=coursedir, config=cfg)
+        conv = _Feedback(coursedir=coursedir, config=cfg)
         conv.log = log
         conv.force = True
         conv.start()
