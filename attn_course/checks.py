@@ -41,21 +41,16 @@ __all__ = [
 # The library-or-framework versions of each graded function, by the function's name.
 # Dotted paths; a module that is not imported is skipped (the student cannot have used it
 # without importing it, and the static scan below still sees the reference).
+_SOFTMAXES = (
+    "torch.softmax",
+    "torch.nn.functional.softmax",
+    "torch.special.softmax",
+    "torch.Tensor.softmax",
+    "scipy.special.softmax",
+)
 EQUIVALENTS: dict[str, tuple[str, ...]] = {
-    "softmax": (
-        "torch.softmax",
-        "torch.nn.functional.softmax",
-        "torch.special.softmax",
-        "torch.Tensor.softmax",
-        "scipy.special.softmax",
-    ),
-    "masked_softmax": (
-        "torch.softmax",
-        "torch.nn.functional.softmax",
-        "torch.special.softmax",
-        "torch.Tensor.softmax",
-        "scipy.special.softmax",
-    ),
+    "softmax": _SOFTMAXES,
+    "masked_softmax": _SOFTMAXES,
     "cosine_score": (
         "torch.nn.functional.cosine_similarity",
         "torch.cosine_similarity",
@@ -71,7 +66,14 @@ EQUIVALENTS: dict[str, tuple[str, ...]] = {
         "torch.nn.functional.multi_head_attention_forward",
         "torch.nn.MultiheadAttention.forward",
     ),
+    "attention_weights": _SOFTMAXES,
+    "attention_step": _SOFTMAXES + ("torch.nn.functional.scaled_dot_product_attention",),
     "self_attention": ("torch.nn.functional.scaled_dot_product_attention",),
+    "projected_self_attention": (
+        "torch.nn.functional.scaled_dot_product_attention",
+        "torch.nn.functional.multi_head_attention_forward",
+        "torch.nn.MultiheadAttention.forward",
+    ),
     "rnn_forward": ("torch.nn.RNN.forward", "torch.rnn_tanh"),
 }
 # Modules of this package whose functions are never forbidden: the checks themselves.
