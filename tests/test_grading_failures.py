@@ -50,6 +50,7 @@ STUDENTS = (
     "test_edited",
     "test_deleted",
     "test_duplicated",
+    "answer_and_test_deleted",
     "duplicate_cell_ids",
     "patch_names",
     "patch_code",
