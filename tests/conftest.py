@@ -6,12 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib
 import pytest
+
+# Headless plotting for this process only. Not through MPLBACKEND: kernels started by the
+# tests (the book build, nbgrader) would inherit it and draw no inline figures.
+matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture(scope="session")
