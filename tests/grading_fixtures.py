@@ -249,7 +249,9 @@ def postgres_url():
     home = Path(tempfile.mkdtemp(prefix="attn-pg-"))
     data = home / "data"
     port = _free_port()
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    # runuser lives in /usr/sbin, which a non-login PATH may lack
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    as_user = [runuser, "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         shutil.chown(home, "postgres", "postgres")
     subprocess.run(

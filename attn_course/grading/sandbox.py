@@ -110,8 +110,8 @@ def _readonly_paths(course_root: Path | None) -> list[Path]:
             continue
         if course_root is not None and (p == course_root or course_root in p.parents):
             continue  # the course folder holds the solutions and the gradebook: never mount it
-        if p == Path("/") or str(p).startswith(("/usr", "/etc", "/tmp", "/proc", "/dev")):
-            continue
+        if p in (Path("/"), Path("/tmp")) or str(p).startswith(("/usr", "/etc", "/proc", "/dev")):
+            continue  # system folders are mounted anyway; /tmp is the kernel's own tmpfs
         paths.add(p)
     # the venv is inside the course folder in this repository: mount the venv, not the course
     keep = []
@@ -188,9 +188,12 @@ class Sandbox:
                     out += ["--perms", "0755", "--dir", str(parent)]
             return out
 
+        # the private /tmp first: Python or the venv may live below /tmp (a clone in /tmp/...),
+        # and their read-only binds must land on top of it, not be hidden by it
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        made.add(Path("/tmp"))
         for p in _readonly_paths(self.course_root):
             args += parents(p) + ["--ro-bind", str(p), str(p)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         args += parents(box) + ["--bind", str(box), str(box), "--chdir", str(cwd)]
         for key, value in env.items():
             args += ["--setenv", key, value]
