@@ -57,6 +57,85 @@ class GradeOptions:
     feedback: bool = True
 
 
+# --- speed: what every grading process does once ----------------------------------------
+
+
+def lean_imports() -> None:
+    """Skip an import nobody here needs: jsonschema (imported by nbformat) loads the optional
+    ``rfc3987_syntax`` for its "iri" format checker, which builds ~40 lark grammars at import
+    time (0.6 s per process). Notebook validation never checks formats, so grading processes
+    mark it as absent (jsonschema then leaves that one format unchecked)."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
+
+
+_PRIVATE_ROOTS: list[str] = []
+
+
+def fast_private_sqlite(root: str) -> None:
+    """No fsync for the throw-away SQLite gradebooks under ``root`` (the template and each
+    worker's copy, ~45 commits per submission). The course's gradebook is not under ``root``
+    and keeps SQLite's default durability."""
+    if not _PRIVATE_ROOTS:
+        import sqlite3
+
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        @event.listens_for(Engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            if not isinstance(dbapi_connection, sqlite3.Connection):
+                return
+            rows = dbapi_connection.execute("PRAGMA database_list").fetchall()
+            path = next((r[2] for r in rows if r[1] == "main"), "")
+            if path and any(path.startswith(p + os.sep) for p in _PRIVATE_ROOTS):
+                dbapi_connection.execute("PRAGMA synchronous=OFF")
+                dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
+
+    root = os.path.realpath(root)
+    if root not in _PRIVATE_ROOTS:
+        _PRIVATE_ROOTS.append(root)
+
+
+_ALEMBIC_HEAD: list[str] = []
+
+
+def _alembic_head() -> str:
+    """nbgrader's current schema revision, read in-process (nbgrader runs ``alembic heads``
+    in a subprocess for every new gradebook: over a second)."""
+    if not _ALEMBIC_HEAD:
+        import nbgrader
+        from alembic.config import Config as AlembicConfig
+        from alembic.script import ScriptDirectory
+
+        c = AlembicConfig()
+        c.set_main_option("script_location", str(Path(nbgrader.__file__).parent / "alembic"))
+        _ALEMBIC_HEAD.append(ScriptDirectory.from_config(c).get_current_head())
+    return _ALEMBIC_HEAD[0]
+
+
+def ensure_schema(db_url: str) -> None:
+    """Create the gradebook's tables if the database is empty, exactly as nbgrader's
+    ``Gradebook`` does (its tables, then ``alembic_version`` stamped with the head revision),
+    without its subprocess."""
+    from nbgrader.api import Base
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(db_url, future=True)
+    try:
+        if inspect(engine).get_table_names():
+            return
+        Base.metadata.create_all(bind=engine)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);"))
+            conn.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                {"v": _alembic_head()},
+            )
+    finally:
+        engine.dispose()
+
+
 # --- the course -------------------------------------------------------------------------
 
 
@@ -318,6 +397,7 @@ _SLOT = 0
 def _init_worker(slots) -> None:
     global _SLOT
     _SLOT = slots.get()
+    lean_imports()
     logging.getLogger("traitlets").setLevel(logging.ERROR)
     import warnings
 
@@ -331,7 +411,17 @@ def _run(task):
     from attn_course.grading.worker import grade_submission
 
     task.slot = _SLOT
-    return grade_submission(task)
+    fast_private_sqlite(task.work_root)
+    prof_dir = os.environ.get("ATTN_GRADE_PROFILE")  # for developers: cProfile per submission
+    if not prof_dir:
+        return grade_submission(task)
+    import cProfile
+
+    prof = cProfile.Profile()
+    try:
+        return prof.runcall(grade_submission, task)
+    finally:
+        prof.dump_stats(os.path.join(prof_dir, f"{task.student_id}.prof"))
 
 
 def _crashed(task, why: str):
@@ -347,9 +437,9 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     """Grade every submission; returns the results (one per student). Raises SetupError."""
 
     from attn_course.grading.sandbox import Limits, detect_sandbox, parse_memory
-    from attn_course.grading.worker import Task
 
     t0 = monotonic()
+    lean_imports()
     course = (opts.course or find_course()).resolve()
     cfg = load_course_config(course)
     source = cfg.CourseDirectory.get("source_directory", "source")
@@ -393,15 +483,20 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     pool = _new_pool(jobs)
     for _ in range(jobs):
         pool.submit(_warm)
+    from attn_course.grading.worker import Task
+
     tmp = Path(tempfile.mkdtemp(prefix="attn-grade-"))
     os.chmod(tmp, 0o711)  # kernels run under other uids and must reach their own box inside
+    fast_private_sqlite(str(tmp))
     try:
         try:
+            ensure_schema(db_url)
             ensure_course_row(db_url, cfg.CourseDirectory.get("course_id", ""))
         except Exception as err:  # noqa: BLE001
             raise SetupError(f"cannot open the gradebook {db_url.split('@')[-1]}: {err}") from err
         record_assignment(course, cfg, opts.assignment, db_url, tmp / "release")
         template = tmp / "template.db"
+        ensure_schema(f"sqlite:///{template}")
         record_assignment(course, cfg, opts.assignment, f"sqlite:///{template}", tmp / "release2")
         cells = assignment_cells(f"sqlite:///{template}", opts.assignment)
         students = find_submissions(
@@ -434,8 +529,9 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
                 threads=threads,
                 keep_work=opts.keep_work,
                 feedback=opts.feedback,
+                prestart=i < len(students) - jobs,  # the last ones have no successor
             )
-            for sid, folder in students.items()
+            for i, (sid, folder) in enumerate(students.items())
         ]
         sandbox = detect_sandbox(0, course)
         results = _run_pool(tasks, jobs, db_url, opts.progress, pool)

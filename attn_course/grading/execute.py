@@ -173,6 +173,7 @@ class GradingExecute(Execute):
     run_dir: Path | None = None
     threads: int = 1
     max_kernel_starts: int = 4
+    prestarted = None  # a kernel manager whose kernel is already booting in ``box``
     budget: float | None = None  # seconds for the whole notebook
     use_guard: bool = True
 
@@ -183,6 +184,9 @@ class GradingExecute(Execute):
 
     # --- kernel ---------------------------------------------------------------------------
     def create_kernel_manager(self):
+        if self.prestarted is not None:  # the first attempt uses it; restarts start afresh
+            self.km, self.prestarted = self.prestarted, None
+            return self.km
         self.km = self.kernel_manager_class(config=self.config)
         self.km.configure(
             self.sandbox, self.limits, self.box, self.run_dir, self.threads, guard=self.use_guard

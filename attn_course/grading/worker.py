@@ -20,6 +20,7 @@ from pathlib import Path
 from time import monotonic
 
 import nbformat
+from jupyter_core.utils import run_sync
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbconvert.writers import FilesWriter
 from nbgrader.api import Gradebook, MissingEntry
@@ -66,6 +67,7 @@ class Task:
     slot: int = 0
     keep_work: bool = False
     feedback: bool = True
+    prestart: bool = False  # more submissions will follow: boot the next kernel early
 
 
 @dataclass
@@ -265,6 +267,90 @@ class _Autograde(Autograde):
             self.exporter.register_preprocessor(pp)  # enabled as in nbgrader
 
 
+# --- a kernel booting for the next submission -------------------------------------------
+#
+# A kernel takes ~0.4 s to boot (Python, ipykernel, the guard). Once a submission's notebooks
+# have run, the worker starts the kernel for its next submission in a fresh, empty box of its
+# own, and renders this submission's feedback while that kernel boots. The next submission's
+# files are copied into the box before its first cell runs. The kernel has run nothing but
+# its own start-up: it is as fresh as one started on the spot, and serves one notebook only.
+
+_NEXT: tuple | None = None  # (key, kernel manager, holder folder)
+_USED: list[Path] = []  # holder folders of prestarted kernels, removed with the submission
+
+
+def _prestart_key(task: Task) -> str:
+    return json.dumps(
+        [task.slot, task.course_root, task.work_root, task.limits, task.threads, task.config],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def _prestart(task: Task, cfg, sandbox, limits: Limits) -> None:
+    global _NEXT
+    _drop_prestarted()
+    holder = Path(tempfile.mkdtemp(prefix=f"next-{task.slot}-", dir=task.work_root))
+    box = holder / "box"
+    (box / "run").mkdir(parents=True)
+    (box / "home").mkdir()
+    execute = GradingExecute(config=cfg)
+    execute.sandbox, execute.limits, execute.threads = sandbox, limits, task.threads
+    execute.box, execute.run_dir = box, box / "run"
+    try:
+        execute.km = execute.create_kernel_manager()
+        with open(holder / "kernel.log", "ab") as log:
+            execute.start_new_kernel(cwd=str(box / "run"), stdout=log, stderr=log)
+    except Exception:  # noqa: BLE001  (the next submission starts its own kernel)
+        shutil.rmtree(holder, ignore_errors=True)
+        return
+    _NEXT = (_prestart_key(task), execute.km, holder)
+    if not _FINALIZER:
+        from multiprocessing.util import Finalize
+
+        _FINALIZER.append(Finalize(None, _drop_prestarted, exitpriority=10))
+
+
+_FINALIZER: list = []
+
+
+def _take_prestarted(task: Task):
+    """(kernel manager, box) booted for this worker's next submission, or None."""
+    global _NEXT
+    if _NEXT is None:
+        return None
+    key, km, holder = _NEXT
+    if key != _prestart_key(task):
+        _drop_prestarted()
+        return None
+    _NEXT = None
+    _USED.append(holder)
+    try:
+        alive = run_sync(km.is_alive)()
+    except Exception:  # noqa: BLE001
+        alive = False
+    if not alive:
+        _shutdown(km)
+        return None
+    return km, holder / "box"
+
+
+def _shutdown(km) -> None:
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # noqa: BLE001, S110  (it is being thrown away)
+        pass
+
+
+def _drop_prestarted() -> None:
+    global _NEXT
+    if _NEXT is not None:
+        _, km, holder = _NEXT
+        _NEXT = None
+        _shutdown(km)
+        shutil.rmtree(holder, ignore_errors=True)
+
+
 def grade_submission(task: Task) -> Result:
     """Grade one student's submission; never raises (a failure is a status)."""
     start = monotonic()
@@ -280,6 +366,9 @@ def grade_submission(task: Task) -> Result:
     finally:
         if not task.keep_work:
             shutil.rmtree(work, ignore_errors=True)
+            for holder in _USED:
+                shutil.rmtree(holder, ignore_errors=True)
+        _USED.clear()
     result.seconds = monotonic() - start
     return result
 
@@ -352,15 +441,27 @@ def _grade(task: Task, work: Path, result: Result) -> None:
         conv.init_assignment(task.assignment, task.student_id)
         dest = Path(coursedir.format_path("autograded", task.student_id, task.assignment))
         dest.mkdir(parents=True, exist_ok=True)
-        for path in conv.notebooks:
+        for i, path in enumerate(conv.notebooks):
             name = Path(path).stem
-            if box.exists():
-                shutil.rmtree(box)
-            shutil.copytree(dest, run_dir, ignore=shutil.ignore_patterns("*.ipynb"))
-            (box / "home").mkdir()
+            ready = _take_prestarted(task) if i == 0 else None
             execute = GradingExecute(parent=conv, config=cfg)
             execute.sandbox, execute.limits, execute.threads = sandbox, limits, task.threads
-            execute.box, execute.run_dir = box, run_dir
+            if ready is not None:  # booted in an empty box: the files go in before any cell
+                execute.prestarted, nb_box = ready
+                shutil.copytree(
+                    dest,
+                    nb_box / "run",
+                    ignore=shutil.ignore_patterns("*.ipynb"),
+                    dirs_exist_ok=True,
+                )
+                sandbox.prepare_dir(nb_box)
+            else:
+                nb_box = box
+                if box.exists():
+                    shutil.rmtree(box)
+                shutil.copytree(dest, run_dir, ignore=shutil.ignore_patterns("*.ipynb"))
+                (box / "home").mkdir()
+            execute.box, execute.run_dir = nb_box, nb_box / "run"
             conv.execute = execute
             conv.repair = RepairSubmission()
             conv.repair.release_checksums = task.release_checksums.get(name, {})
@@ -394,6 +495,8 @@ def _grade(task: Task, work: Path, result: Result) -> None:
                 result.status.append(
                     f"{prefix}score withheld: {report.guard_problem} (flagged for review)"
                 )
+        if task.prestart:
+            _prestart(task, cfg, sandbox, limits)
         if task.feedback:
             _feedback(coursedir, cfg, task, log, result)
         shutil.rmtree(Path(task.autograded_dir), ignore_errors=True)
