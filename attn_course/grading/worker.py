@@ -475,6 +475,10 @@ def _grade(task: Task, work: Path, result: Result) -> None:
                     f"{prefix}could not be graded ({type(err).__name__}: {str(err)[:200]})"
                 )
                 continue
+            finally:
+                if execute.prestarted is not None:  # never reached the kernel (sanitising failed)
+                    _shutdown(execute.prestarted)
+                    execute.prestarted = None
             if conv.repair.changes:
                 result.status.append(
                     f"{prefix}cells tampered with and restored: "
