@@ -1,6 +1,7 @@
 """Shared fixtures. Tests never need an activated virtualenv: this interpreter's bin/
 goes first on PATH, so nbgrader finds alembic and Jupyter starts this environment's kernel."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+from filelock import FileLock
 
 # Headless plotting for this process only. Not through MPLBACKEND: kernels started by the
 # tests (the book build, nbgrader) would inherit it and draw no inline figures.
@@ -24,22 +26,29 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def built_book() -> Path:
+def built_book(tmp_path_factory) -> Path:
     """Build the book exactly as `make book` does (warnings are errors, every chapter
     executed, cached in _build/.jupyter_cache) and return the HTML folder.
 
-    Tests using it should be marked ``@pytest.mark.xdist_group("book")`` so that one
-    worker builds it once."""
-    proc = subprocess.run(
-        [str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    log = proc.stdout + proc.stderr
-    (ROOT / "_build").mkdir(exist_ok=True)
-    (ROOT / "_build" / "test-build.log").write_text(log)
-    assert proc.returncode == 0, (
-        f"the book build failed (log in _build/test-build.log):\n{log[-6000:]}"
+    Built once per test run even with several xdist workers: the first worker to get the
+    lock builds, the others wait and reuse its result (two builds writing one _build/ at
+    once would corrupt it)."""
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker
+    result = shared / "book-build.json"
+    with FileLock(str(shared / "book-build.lock")):
+        if not result.is_file():
+            proc = subprocess.run(
+                [str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            log = proc.stdout + proc.stderr
+            (ROOT / "_build").mkdir(exist_ok=True)
+            (ROOT / "_build" / "test-build.log").write_text(log)
+            result.write_text(json.dumps({"returncode": proc.returncode, "tail": log[-6000:]}))
+    outcome = json.loads(result.read_text())
+    assert outcome["returncode"] == 0, (
+        f"the book build failed (log in _build/test-build.log):\n{outcome['tail']}"
     )
     return ROOT / "_build" / "html"
