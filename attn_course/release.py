@@ -36,30 +36,37 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
+def make_course(course: Path, assignment: str, source: Path = SOURCE) -> Path:
+    """A private nbgrader course folder at ``course`` holding one assignment (copied from
+    ``source``), with its student version generated in ``course/release`` and registered in
+    ``course/gradebook.db``. Returns ``course``."""
+    if not (source / assignment).is_dir():
+        raise FileNotFoundError(f"no assignment {assignment!r} in {source}")
+    shutil.copytree(source / assignment, course / "source" / assignment)
+    (course / "nbgrader_config.py").write_text(
+        (ROOT / "nbgrader_config.py").read_text()
+        + '\nc.CourseDirectory.source_directory = "source"\n'
+        + 'c.CourseDirectory.release_directory = "release"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
+        cwd=course,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"nbgrader generate_assignment {assignment} failed:\n{proc.stdout}{proc.stderr}"
+        )
+    return course
+
+
 def generate(assignment: str, dest: Path, source: Path = SOURCE) -> Path:
     """Run ``nbgrader generate_assignment`` on ``source/assignment``; write the student
     version to ``dest/assignment`` (replacing it) and return that folder."""
-    if not (source / assignment).is_dir():
-        raise FileNotFoundError(f"no assignment {assignment!r} in {source}")
     with tempfile.TemporaryDirectory(prefix="attn-release-") as tmp:
-        course = Path(tmp)
-        shutil.copytree(source / assignment, course / "source" / assignment)
-        (course / "nbgrader_config.py").write_text(
-            (ROOT / "nbgrader_config.py").read_text()
-            + '\nc.CourseDirectory.source_directory = "source"\n'
-            + 'c.CourseDirectory.release_directory = "release"\n'
-        )
-        proc = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
-            cwd=course,
-            env=nbgrader_env(),
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"nbgrader generate_assignment {assignment} failed:\n{proc.stdout}{proc.stderr}"
-            )
+        course = make_course(Path(tmp), assignment, source)
         out = dest / assignment
         if out.exists():
             shutil.rmtree(out)

@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from attn_course.release import RELEASE, ROOT, SOURCE, assignments, generate, nbgrader_env
+from attn_course.release import (
+    RELEASE,
+    ROOT,
+    SOURCE,
+    assignments,
+    generate,
+    make_course,
+    nbgrader_env,
+)
 
 ASSIGNMENTS = assignments()
 
@@ -99,19 +107,6 @@ def test_untouched_exercises_fail_every_graded_cell(assignment):
         assert "Success! The notebook does not pass any tests." in proc.stdout, (
             proc.stdout + proc.stderr
         )
-
-
-def make_course(tmp: Path, assignment: str) -> Path:
-    """A private nbgrader course folder holding one assignment, its release generated."""
-    shutil.copytree(SOURCE / assignment, tmp / "source" / assignment)
-    (tmp / "nbgrader_config.py").write_text(
-        (ROOT / "nbgrader_config.py").read_text()
-        + '\nc.CourseDirectory.source_directory = "source"\n'
-        + 'c.CourseDirectory.release_directory = "release"\n'
-    )
-    proc = nbgrader("generate_assignment", assignment, "--force", cwd=tmp)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return tmp
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
