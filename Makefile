@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test env lint format lock exercises benchmark clean
+.PHONY: book test test-fast env lint format lock exercises benchmark clean
 
 env: $(STAMP)
 
@@ -32,7 +32,11 @@ PYTEST_ARGS ?=
 
 test: $(STAMP)
 	bash scripts/system-deps.sh
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
+
+# The library loop: no book build, no kernels, no servers (tiers in CONTRIBUTING.md).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not book and not nbgrader and not grading" --durations=5 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -42,7 +46,7 @@ format: $(STAMP)
 
 # Regenerate the student notebooks from the instructor ones.
 exercises: $(STAMP)
-	$(BIN)/python -m attn_course.release
+	$(BIN)/python -m attn_course.grading.release
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/attention_speed.py

@@ -1,31 +1,47 @@
 """attn_course: the code behind the book "Attention, from one context vector to self-attention".
 
-Ordinary modules, one idea each; chapters import them instead of copying code:
+The folders draw the architecture, as in torch (``torch.nn.functional`` for functions,
+``torch.nn`` for modules). Every idea of the book lives in one module, named for it:
 
-- ``attn_course.softmax``: ``softmax``, ``masked_softmax``
-- ``attn_course.scores``: ``dot_score``, ``scaled_dot_score``, ``cosine_score``, ``additive_score``
-- ``attn_course.attention``: ``attention``, ``hard_weights``, ``hard_attention``
-- ``attn_course.data``: toy sequence tasks generated in code, padded batches
-- ``attn_course.rnn``, ``attn_course.seq2seq``: encoders, the Cho and Sutskever decoders (torch)
-- ``attn_course.attention_decoder``: the Bahdanau-style attention decoder (torch)
-- ``attn_course.self_attention`` (NumPy or torch), ``attn_course.self_attention_torch``
-  (modules): self-attention, multi-head, masks, positional encodings
-- ``attn_course.long_range``: Chapter 4's long-range task and cost measurements
-- ``attn_course.train``: the training loop the chapters share
-- ``attn_course.plotting``: heatmaps and curves
-- ``attn_course.rnn_numpy``, ``attn_course.attention_numpy``: NumPy references of the graded
-  functions of assignments 1 and 2
-- ``attn_course.checks``: the checks the graded notebooks' test cells use
-- ``attn_course.grading``, ``attn_course.cli``: ``attn-course grade`` and ``attn-course check``
-- ``attn_course.release``: regenerate ``exercises/`` from ``solutions/``
+``attn_course.functional``: the equations, as functions of NumPy arrays or torch tensors
+    (one code path through the array API; importing them does not import torch)
+
+    - ``softmax``: ``softmax``, ``masked_softmax``
+    - ``scores``: ``dot_score``, ``scaled_dot_score``, ``cosine_score``, ``additive_score``
+    - ``attention``: ``attention``, ``hard_weights``, ``hard_attention``
+    - ``self_attention``: ``self_attention``, ``projected_self_attention``,
+      ``permutation_equivariance_error``
+    - ``heads``: ``split_heads``, ``merge_heads``, ``multi_head_attention``
+    - ``masks``: ``causal_mask``, ``padding_mask``
+    - ``positions``: ``sinusoidal_positional_encoding``
+
+``attn_course.nn``: the models, as torch modules with parameters (they call ``functional``)
+
+    - ``encoders``: the RNN/LSTM/GRU encoder, h_1..h_n and C
+    - ``decoders``: the two fixed-C decoders (Cho, Sutskever), ``Seq2Seq``, greedy decoding
+    - ``attention_decoder``: the Bahdanau-style attention decoder and its scores
+    - ``self_attention``: ``SelfAttention``, ``MultiHeadAttention``, ``PositionalEncoding``
+    - ``transformer``: the encoder layer and the self-attention encoder
+
+``attn_course.answers``: the NumPy answer keys of the assignments whose functions are not
+    in ``functional`` (``encoder_decoder`` for assignment 01, ``attention`` for 02)
+
+``attn_course.experiments``: what one chapter measures (``recency`` for Chapter 1,
+    ``long_range`` for Chapter 4)
+
+``attn_course.data`` (toy tasks, padded batches), ``attn_course.train`` (the training loop
+    and accuracies), ``attn_course.plotting`` (heatmaps and curves)
+
+``attn_course.checks``: what the assignments' test cells import (a student's kernel
+    imports this and NumPy, nothing of the grader)
+
+``attn_course.grading``: the instructor's side, a separate concern with its own
+    dependencies (the ``grading`` extra): ``attn-course grade`` and ``check``, the nbgrader
+    plugin, the release tool that regenerates ``exercises/``
 
 Import from the module that defines a name, e.g.
-``from attn_course.attention import attention``. (The package does not re-export
+``from attn_course.functional.attention import attention``. (The package does not re-export
 them: a function named like its module would hide the module.)
-
-The attention primitives accept NumPy arrays or torch tensors and return the
-same kind (one code path, through the array-API namespace of the input).
-Importing them does not import torch.
 """
 
 __version__ = "0.1.0"

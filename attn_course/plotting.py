@@ -64,7 +64,7 @@ def heatmap(
 
     Args:
         weights: (T_q, T_k) array or tensor, e.g. the ``weights`` that
-            :func:`attn_course.attention.attention` returns for one batch element.
+            :func:`attn_course.functional.attention.attention` returns for one batch element.
         x_labels, y_labels: optional tick labels for the keys (columns) and the
             queries (rows), e.g. the source and target words.
         ax: Axes to draw into; a new ``(7, 3.5)``-ish figure if None.

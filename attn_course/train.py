@@ -1,4 +1,5 @@
-"""A small, deterministic training loop and a per-length evaluation, shared by the chapters.
+"""A small, deterministic training loop, its accuracies and a per-length evaluation, shared by
+the chapters.
 
 Any model with ``model(batch) -> logits (B, T, V)`` can be trained (teacher forcing,
 Adam, gradient clipping, cross-entropy over the real target tokens)::
@@ -27,10 +28,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from attn_course.data import Task, make_batch
-from attn_course.seq2seq import exact_match, greedy_decode
+from attn_course.data import PAD, Task, make_batch
+from attn_course.nn.decoders import greedy_decode
 
-__all__ = ["evaluate", "sequence_loss", "train"]
+__all__ = ["evaluate", "exact_match", "sequence_loss", "token_accuracy", "train"]
 
 
 def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, tgt_mask: torch.Tensor):
@@ -111,6 +112,41 @@ def train(
     return history
 
 
+def _correct(pred, tgt_out, tgt_mask):
+    """(B, T) bool: prediction equals target at each real target position (incl. EOS)."""
+    if pred.ndim != 2 or tgt_out.shape != tgt_mask.shape or pred.shape[0] != tgt_out.shape[0]:
+        raise ValueError(
+            f"expected pred (B, L) and tgt_out, tgt_mask (B, T): got pred {tuple(pred.shape)}, "
+            f"tgt_out {tuple(tgt_out.shape)}, tgt_mask {tuple(tgt_mask.shape)}"
+        )
+    T = tgt_out.shape[1]
+    if pred.shape[1] < T:  # too short a prediction misses the remaining targets
+        pred = torch.nn.functional.pad(pred, (0, T - pred.shape[1]), value=PAD)
+    return (pred[:, :T] == tgt_out) & tgt_mask
+
+
+def exact_match(pred, tgt_out, tgt_mask, reduce: bool = True):
+    """Fraction of sequences whose every target token, EOS included, is predicted.
+
+    Positions after the target's EOS are ignored. ``reduce=False`` gives one bool per
+    sequence.
+
+    Shapes:
+        pred: (B, L) long; tgt_out, tgt_mask: (B, T); returns a float, or (B,) bool.
+    """
+    exact = (_correct(pred, tgt_out, tgt_mask) | ~tgt_mask).all(dim=1)  # (B,)
+    return exact if not reduce else exact.float().mean().item()
+
+
+def token_accuracy(pred, tgt_out, tgt_mask) -> float:
+    """Fraction of real target tokens (EOS included, padding excluded) predicted correctly.
+
+    Shapes:
+        pred: (B, L) long; tgt_out, tgt_mask: (B, T).
+    """
+    return (_correct(pred, tgt_out, tgt_mask).sum() / tgt_mask.sum()).item()
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -129,7 +165,7 @@ def evaluate(
         seed: seeds the test sequences (each length draws from its own stream, so
             adding a length does not change the others).
         metric: ``metric(pred, tgt_out, tgt_mask) -> float``: :func:`exact_match` (default)
-            or :func:`~attn_course.seq2seq.token_accuracy`.
+            or :func:`~attn_course.train.token_accuracy`.
         decode: ``decode(model, src, src_mask, max_len) -> pred`` (B, max_len).
 
     Returns:

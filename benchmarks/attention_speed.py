@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
 
-from attn_course.attention import attention
+from attn_course.functional.attention import attention
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,6 +20,18 @@ BIN = Path(sys.executable).parent
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tiers must be visible: a test that builds the book carries the `book` marker, so
+    `make test-fast` (-m "not book and not nbgrader and not grading") never builds it."""
+    unmarked = [
+        i.nodeid
+        for i in items
+        if "built_book" in i.fixturenames and not i.get_closest_marker("book")
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"tests using built_book need @pytest.mark.book: {unmarked}")
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from attn_course.release import (
+from attn_course.grading.release import (
     RELEASE,
     ROOT,
     SOURCE,
@@ -28,6 +28,8 @@ from attn_course.release import (
     make_course,
     nbgrader_env,
 )
+
+pytestmark = pytest.mark.nbgrader
 
 ASSIGNMENTS = assignments()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from attn_course.attention_decoder import AttentionDecoder, make_score
+from attn_course.nn.attention_decoder import AttentionDecoder, make_score
 
 SCORES = ["additive", "dot", "scaled_dot", "cosine"]
 
@@ -129,7 +129,7 @@ def test_bad_input_is_named():
 
 
 def test_numpy_alignment_weights_and_context_against_torch():
-    from attn_course.attention_numpy import alignment_scores, attention_weights, context_vector
+    from attn_course.answers.attention import alignment_scores, attention_weights, context_vector
 
     rng = np.random.default_rng(5)
     B, n, d_s, d_h, d_a = 2, 5, 3, 4, 6
@@ -154,7 +154,7 @@ def test_numpy_alignment_weights_and_context_against_torch():
 
 def test_numpy_attention_step_by_hand():
     """Identity-like weights small enough to follow on paper."""
-    from attn_course.attention_numpy import attention_step
+    from attn_course.answers.attention import attention_step
 
     h = np.array([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])  # third state is padding
     mask = np.array([True, True, False])
@@ -173,8 +173,8 @@ def test_numpy_attention_step_by_hand():
 
 def test_numpy_attention_step_is_chos_step_with_a_fresh_context():
     """Given the context C_i it computed, the attention step is exactly Chapter 1's cho_step."""
-    from attn_course.attention_numpy import attention_step, init_attention_params
-    from attn_course.rnn_numpy import cho_step
+    from attn_course.answers.attention import attention_step, init_attention_params
+    from attn_course.answers.encoder_decoder import cho_step
 
     rng = np.random.default_rng(6)
     B, n, d_e, d_s, d_h = 3, 4, 2, 5, 6
@@ -201,9 +201,9 @@ def test_short_training_attention_beats_both_fixed_context_models_on_long_inputs
     A few seconds on one thread (the chapter runs the full-size version).
     """
     from attn_course.data import reversal_task
-    from attn_course.rnn import Encoder
-    from attn_course.seq2seq import ChoDecoder, Seq2Seq, SutskeverDecoder, token_accuracy
-    from attn_course.train import evaluate, train
+    from attn_course.nn.decoders import ChoDecoder, Seq2Seq, SutskeverDecoder
+    from attn_course.nn.encoders import Encoder
+    from attn_course.train import evaluate, token_accuracy, train
 
     task = reversal_task()
     V = task.vocab_size

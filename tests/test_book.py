@@ -31,12 +31,14 @@ def test_chapter_sources_carry_no_outputs():
     assert not list((ROOT / "book").glob("*.ipynb"))
 
 
+@pytest.mark.book
 @pytest.mark.xdist_group("book")
 def test_every_toc_page_is_built(built_book):
     missing = [f for f in toc_files() if not (built_book / f"{f}.html").is_file()]
     assert not missing, f"pages missing from the build: {missing}"
 
 
+@pytest.mark.book
 @pytest.mark.xdist_group("book")
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_was_executed_without_stderr(built_book, chapter):
@@ -48,6 +50,7 @@ def test_chapter_was_executed_without_stderr(built_book, chapter):
     assert "Traceback" not in html, f"{chapter} shows a traceback"
 
 
+@pytest.mark.book
 @pytest.mark.xdist_group("book")
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_has_figures_and_math(built_book, chapter):

@@ -40,7 +40,7 @@ try:  # tests/ is not a package: pytest puts it on sys.path
 except ImportError:  # pragma: no cover  (if tests/ ever becomes a package)
     from tests.test_links import book_html, toc_entries  # noqa: F401
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
+pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -111,7 +111,7 @@ def three_runs(tmp_path_factory, postgres_url):  # noqa: F811
     return course, base, sqlite, pg, db, postgres_url
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 def test_grades_identical_to_plain_nbgrader(three_runs):
     course, _, sqlite, _, plain_db, _ = three_runs
     assert sqlite.returncode == 0, sqlite.stderr[-3000:]
@@ -132,7 +132,7 @@ def test_grades_identical_to_plain_nbgrader(three_runs):
     assert all(r["status"] == "graded" for r in rows.values())
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 def test_postgresql_gradebook_gives_the_same_grades(three_runs):
     course, base, sqlite, pg, _, url = three_runs
     assert pg.returncode == 0, pg.stderr[-3000:]
@@ -142,7 +142,7 @@ def test_postgresql_gradebook_gives_the_same_grades(three_runs):
     assert (base / "pg-out" / "grades.csv").read_text().count("\n") == len(WELL_FORMED) + 2
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 def test_feedback_and_autograded_notebooks_where_nbgrader_expects_them(three_runs):
     course, *_ = three_runs
     for student in ("good", "untouched"):
@@ -150,7 +150,7 @@ def test_feedback_and_autograded_notebooks_where_nbgrader_expects_them(three_run
         assert (course / "autograded" / student / TINY / f"{TINY}.ipynb").is_file()
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 def test_progress_bar_and_summary(three_runs):
     course, _, _, _, _, _ = three_runs
     subs = course / "one"
@@ -178,7 +178,7 @@ def test_progress_bar_and_summary(three_runs):
     assert "full marks 1" in proc.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 def test_lms_zip_is_mapped_with_zip_collect(tmp_path):
     course = make_course(tmp_path / "course")
     rel, sol = release_of(course, TINY), solutions_of(course, TINY)

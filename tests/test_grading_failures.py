@@ -23,7 +23,7 @@ from grading_fixtures import (
     write_submission,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grading")]
+pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("grading")]
 
 WRONG_ADD = "def add(a, b):\n    return a - b"
 MARK = uuid.uuid4().hex[:12]

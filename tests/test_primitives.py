@@ -12,15 +12,15 @@ import scipy.special
 import torch
 import torch.nn.functional as F
 
-from attn_course.attention import attention, hard_attention, hard_weights
-from attn_course.scores import (
+from attn_course.functional.attention import attention, hard_attention, hard_weights
+from attn_course.functional.scores import (
     additive_score,
     cosine_score,
     dot_score,
     init_additive_params,
     scaled_dot_score,
 )
-from attn_course.softmax import masked_softmax, softmax
+from attn_course.functional.softmax import masked_softmax, softmax
 
 rng = np.random.default_rng(1234)
 
@@ -242,7 +242,7 @@ def test_hard_attention_argmax_returns_the_best_value():
 
 def test_importing_the_numpy_primitives_does_not_import_torch():
     code = (
-        "import sys, attn_course.attention, attn_course.checks; "
+        "import sys, attn_course.functional.attention, attn_course.checks; "
         "assert 'torch' not in sys.modules, 'attn_course imported torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

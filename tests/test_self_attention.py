@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attn_course.long_range import (
+from attn_course.experiments.long_range import (
     GRUClassifier,
     SelfAttentionClassifier,
     accuracy,
@@ -22,23 +22,16 @@ from attn_course.long_range import (
     multiply_adds,
     train_classifier,
 )
-from attn_course.self_attention import (
-    causal_mask,
-    merge_heads,
-    multi_head_attention,
-    padding_mask,
+from attn_course.functional.heads import merge_heads, multi_head_attention, split_heads
+from attn_course.functional.masks import causal_mask, padding_mask
+from attn_course.functional.positions import sinusoidal_positional_encoding
+from attn_course.functional.self_attention import (
     permutation_equivariance_error,
     projected_self_attention,
     self_attention,
-    sinusoidal_positional_encoding,
-    split_heads,
 )
-from attn_course.self_attention_torch import (
-    MultiHeadAttention,
-    PositionalEncoding,
-    SelfAttention,
-    SelfAttentionEncoder,
-)
+from attn_course.nn.self_attention import MultiHeadAttention, PositionalEncoding, SelfAttention
+from attn_course.nn.transformer import SelfAttentionEncoder
 
 torch.set_num_threads(1)
 
@@ -343,7 +336,7 @@ def test_wrong_shapes_raise_value_error_naming_both():
 
 
 def test_importing_numpy_part_does_not_import_torch():
-    code = "import sys, attn_course.self_attention; print('torch' in sys.modules)"
+    code = "import sys, attn_course.functional.self_attention; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

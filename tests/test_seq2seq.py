@@ -5,6 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from attn_course.answers.encoder_decoder import (
+    cho_step,
+    init_decoder_params,
+    init_rnn_params,
+    position_influence,
+    rnn_forward,
+    sutskever_step,
+)
 from attn_course.data import (
     BOS,
     EOS,
@@ -15,25 +23,10 @@ from attn_course.data import (
     reversal_task,
     sort_task,
 )
-from attn_course.rnn import Encoder
-from attn_course.rnn import position_influence as rnn_position_influence
-from attn_course.rnn_numpy import (
-    cho_step,
-    init_decoder_params,
-    init_rnn_params,
-    position_influence,
-    rnn_forward,
-    sutskever_step,
-)
-from attn_course.seq2seq import (
-    ChoDecoder,
-    Seq2Seq,
-    SutskeverDecoder,
-    exact_match,
-    greedy_decode,
-    token_accuracy,
-)
-from attn_course.train import evaluate, sequence_loss, train
+from attn_course.experiments.recency import context_influence as rnn_position_influence
+from attn_course.nn.decoders import ChoDecoder, Seq2Seq, SutskeverDecoder, greedy_decode
+from attn_course.nn.encoders import Encoder
+from attn_course.train import evaluate, exact_match, sequence_loss, token_accuracy, train
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two contending ones
 

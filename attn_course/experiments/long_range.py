@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from attn_course.self_attention_torch import SelfAttentionEncoder
+from attn_course.nn.transformer import SelfAttentionEncoder
 
 __all__ = [
     "GRUClassifier",

@@ -15,11 +15,11 @@ These are the reference versions of the functions the Chapter 2 assignment asks 
     s_i = \tanh(e_{i-1} W_e + s_{i-1} W_s + C_i W_c + b), \quad
     \text{logits}_i = s_i V_s + e_{i-1} V_e + C_i V_c + c      \quad\text{(one decoder step)}
 
-The decoder step is :func:`attn_course.rnn_numpy.cho_step` of Chapter 1 with one
+The decoder step is :func:`attn_course.answers.encoder_decoder.cho_step` of Chapter 1 with one
 change: the single context C is replaced by C_i, recomputed from s_{i-1} at every
 step. Vectors are rows; ``e_{i-1}`` is the embedding of the previous output token.
-Hard attention is :func:`attn_course.attention.hard_weights` (NumPy or torch).
-The trainable torch version is :class:`attn_course.attention_decoder.AttentionDecoder`
+Hard attention is :func:`attn_course.functional.attention.hard_weights` (NumPy or torch).
+The trainable torch version is :class:`attn_course.nn.attention_decoder.AttentionDecoder`
 (with a GRU cell instead of the tanh cell).
 """
 

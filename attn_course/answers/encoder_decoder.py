@@ -15,8 +15,8 @@ These are the reference versions of the functions the Chapter 1 assignment asks 
     \text{logits}_t = s_t V_s + e_{t-1} V_e + c
 
 Vectors are rows (``x @ W``), as in NumPy code; ``e_{t-1}`` is the embedding of the
-previous output token y_{t-1}. The torch modules of :mod:`attn_course.rnn` and
-:mod:`attn_course.seq2seq` are the trainable versions of the same equations.
+previous output token y_{t-1}. The torch modules of :mod:`attn_course.nn.encoders` and
+:mod:`attn_course.nn.decoders` are the trainable versions of the same equations.
 """
 
 import numpy as np

@@ -1,7 +1,7 @@
 """Generate the student notebooks (``exercises/``) from the instructor ones (``solutions/``).
 
-    python -m attn_course.release            # every assignment
-    python -m attn_course.release 03_query_key_value
+    python -m attn_course.grading.release            # every assignment
+    python -m attn_course.grading.release 03_query_key_value
 
 This runs the real ``nbgrader generate_assignment`` in a private temporary
 course folder (so it neither needs nor touches your ``gradebook.db``) and
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: attn_course/grading/release.py
 SOURCE = ROOT / "solutions"
 RELEASE = ROOT / "exercises"
 

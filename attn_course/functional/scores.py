@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from attn_course._arrays import array_namespace, check_feature_dims, shape_of
+from attn_course.functional._arrays import array_namespace, check_feature_dims, shape_of
 
 __all__ = [
     "additive_score",

@@ -9,9 +9,9 @@ Every function returns ``(output, weights)`` so that a chapter can draw the
 weights. Inputs may be NumPy arrays or torch tensors (gradients flow).
 """
 
-from attn_course._arrays import array_namespace, check_same_length, shape_of
-from attn_course.scores import scaled_dot_score
-from attn_course.softmax import masked_softmax, softmax
+from attn_course.functional._arrays import array_namespace, check_same_length, shape_of
+from attn_course.functional.scores import scaled_dot_score
+from attn_course.functional.softmax import masked_softmax, softmax
 
 __all__ = ["attention", "hard_attention", "hard_weights"]
 

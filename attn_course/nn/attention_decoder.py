@@ -14,12 +14,12 @@ softmax, and the context is their weighted sum:
     p(y_i) = \operatorname{softmax}(W_o [s_i; C_i; y_{i-1}] + b_o).
 
 The three steps (score, softmax, weighted sum) are the course's primitives,
-:func:`attn_course.attention.attention` with a pluggable score from
-:mod:`attn_course.scores`; nothing is reimplemented here.
+:func:`attn_course.functional.attention.attention` with a pluggable score from
+:mod:`attn_course.functional.scores`; nothing is reimplemented here.
 
 The decoder has the call signature and the single-step interface of the
-Chapter 1 decoders, so :class:`attn_course.seq2seq.Seq2Seq`,
-:func:`attn_course.seq2seq.greedy_decode` and :mod:`attn_course.train` work
+Chapter 1 decoders, so :class:`attn_course.nn.decoders.Seq2Seq`,
+:func:`attn_course.nn.decoders.greedy_decode` and :mod:`attn_course.train` work
 with it unchanged. It keeps the weights of its last run in ``last_alpha``.
 """
 
@@ -28,9 +28,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from attn_course._arrays import shape_of
-from attn_course.attention import attention, hard_weights
-from attn_course.scores import additive_score, cosine_score, dot_score, scaled_dot_score
+from attn_course.functional._arrays import shape_of
+from attn_course.functional.attention import attention, hard_weights
+from attn_course.functional.scores import additive_score, cosine_score, dot_score, scaled_dot_score
 
 __all__ = ["SCORES", "AdditiveScore", "AttentionDecoder", "ProjectedScore", "make_score"]
 
@@ -38,7 +38,7 @@ __all__ = ["SCORES", "AdditiveScore", "AttentionDecoder", "ProjectedScore", "mak
 class AdditiveScore(nn.Module):
     """The learned additive (MLP) score rho(s, h_j) = v . tanh(s W_q + h_j W_k).
 
-    Holds the parameters; the arithmetic is :func:`attn_course.scores.additive_score`.
+    Holds the parameters; the arithmetic is :func:`attn_course.functional.scores.additive_score`.
 
     Shapes: query (B, T_q, d_q), keys (B, T_k, d_k) -> scores (B, T_q, T_k).
     """

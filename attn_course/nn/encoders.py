@@ -23,15 +23,15 @@ Usage::
     x = enc.embed(batch.src).requires_grad_()  # (B, S, d_emb)
     h, C = enc.encode(x, batch.src_mask)
 
-    # how strongly each input position influences C: ||dC/dx_j|| for every j
-    influence = position_influence(enc, batch.src, batch.src_mask)  # (B, S)
+See :func:`attn_course.experiments.recency.context_influence` for how strongly each
+input position influences C.
 """
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["CELLS", "Encoder", "make_rnn", "mask_lengths", "position_influence"]
+__all__ = ["CELLS", "Encoder", "make_rnn", "mask_lengths"]
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -117,24 +117,3 @@ class Encoder(nn.Module):
                 f"and {tuple(src_mask.shape)}"
             )
         return self.encode(self.embed(src), src_mask)
-
-
-def position_influence(encoder: Encoder, src: torch.Tensor, src_mask: torch.Tensor):
-    r"""How strongly each input position influences the context: \|dC/dx_j\|_F for every j.
-
-    ``x_j`` is the embedding of token j; the Jacobian dC/dx_j (d_enc, d_emb) is computed
-    exactly by autograd, one component of C at a time (sequences in a batch do not
-    interact, so one backward pass serves the whole batch). The NumPy twin
-    :func:`attn_course.rnn_numpy.position_influence` measures the same quantity by
-    finite differences.
-
-    Shapes:
-        src, src_mask: (B, S);  returns: (B, S), zero at padded positions.
-    """
-    x = encoder.embed(src).detach().requires_grad_()  # (B, S, d_emb)
-    _, C = encoder.encode(x, src_mask)  # (B, d_enc)
-    squared = torch.zeros(src.shape, dtype=x.dtype)  # (B, S)
-    for k in range(C.shape[1]):
-        (grad,) = torch.autograd.grad(C[:, k].sum(), x, retain_graph=True)  # (B, S, d_emb)
-        squared += grad.pow(2).sum(dim=-1)  # adds row k of every Jacobian dC/dx_j
-    return squared.sqrt() * src_mask

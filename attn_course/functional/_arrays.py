@@ -2,7 +2,14 @@
 
 from array_api_compat import array_namespace
 
-__all__ = ["array_namespace", "check_feature_dims", "check_same_length", "shape_of"]
+__all__ = [
+    "array_namespace",
+    "check_feature_dims",
+    "check_same_length",
+    "check_sequence",
+    "project",
+    "shape_of",
+]
 
 
 def shape_of(x) -> tuple[int, ...]:
@@ -48,3 +55,28 @@ def check_same_length(keys, values) -> None:
             "keys and values must pair up one to one (same shape except the last axis): "
             f"keys have shape {shape_of(keys)}, values have shape {shape_of(values)}"
         )
+
+
+def check_sequence(x, name: str = "x") -> None:
+    """A sequence of vectors has at least two axes, (..., T, d)."""
+    if x.ndim < 2:
+        raise ValueError(
+            f"{name} must be a sequence of vectors (..., T, d), got shape {shape_of(x)}"
+        )
+
+
+def project(x, W, b=None, x_name: str = "x", W_name: str = "W"):
+    """x W (+ b), the map every projection uses. Shapes: x (..., T, d_in), W (d_in, d_out)."""
+    if W.ndim != 2 or x.shape[-1] != W.shape[0]:
+        raise ValueError(
+            f"{x_name} @ {W_name} needs {W_name} of shape (d_in, d_out) with d_in = the last "
+            f"axis of {x_name}: {x_name} has shape {shape_of(x)}, {W_name} has shape {shape_of(W)}"
+        )
+    if b is None:
+        return x @ W
+    if b.shape != (W.shape[1],):
+        raise ValueError(
+            f"the bias of {W_name} must have shape (d_out,) = ({W.shape[1]},): "
+            f"{W_name} has shape {shape_of(W)}, its bias has shape {shape_of(b)}"
+        )
+    return x @ W + b

@@ -1,4 +1,4 @@
-r"""Fixed-context decoders, the encoder-decoder model, greedy decoding and accuracies (torch).
+r"""Fixed-context decoders, the encoder-decoder model and greedy decoding (torch).
 
 Two decoders read the single context ``C`` of the encoder in two different ways:
 
@@ -17,7 +17,7 @@ Every decoder (also the attention decoder of Chapter 2) has the same interface:
   ``decoder.step(y_prev, state, h, C, src_mask) -> (logits, state)`` (one step, for
   greedy decoding). ``h`` and ``src_mask`` are not used by the fixed-context decoders;
   they are in the signature so that an attention decoder can look at every ``h_j``
-  (:class:`attn_course.attention_decoder.AttentionDecoder`).
+  (:class:`attn_course.nn.attention_decoder.AttentionDecoder`).
 
 A state is a tensor (B, d_hidden), or a pair of them (s, memory cell) for an LSTM.
 
@@ -31,16 +31,9 @@ import torch
 from torch import nn
 
 from attn_course.data import BOS, EOS, PAD, Batch
-from attn_course.rnn import make_rnn
+from attn_course.nn.encoders import make_rnn
 
-__all__ = [
-    "ChoDecoder",
-    "Seq2Seq",
-    "SutskeverDecoder",
-    "exact_match",
-    "greedy_decode",
-    "token_accuracy",
-]
+__all__ = ["ChoDecoder", "Seq2Seq", "SutskeverDecoder", "greedy_decode"]
 
 
 def _check_context(tgt_in: torch.Tensor, C: torch.Tensor, d_context: int) -> None:
@@ -195,38 +188,3 @@ def greedy_decode(model: Seq2Seq, src, src_mask, max_len: int) -> torch.Tensor:
     pred = torch.stack(out, dim=1)  # (B, max_len)
     ended = torch.cumsum((pred == EOS).long(), dim=1) - (pred == EOS).long() > 0
     return pred.masked_fill(ended, PAD)
-
-
-def _correct(pred, tgt_out, tgt_mask):
-    """(B, T) bool: prediction equals target at each real target position (incl. EOS)."""
-    if pred.ndim != 2 or tgt_out.shape != tgt_mask.shape or pred.shape[0] != tgt_out.shape[0]:
-        raise ValueError(
-            f"expected pred (B, L) and tgt_out, tgt_mask (B, T): got pred {tuple(pred.shape)}, "
-            f"tgt_out {tuple(tgt_out.shape)}, tgt_mask {tuple(tgt_mask.shape)}"
-        )
-    T = tgt_out.shape[1]
-    if pred.shape[1] < T:  # too short a prediction misses the remaining targets
-        pred = torch.nn.functional.pad(pred, (0, T - pred.shape[1]), value=PAD)
-    return (pred[:, :T] == tgt_out) & tgt_mask
-
-
-def exact_match(pred, tgt_out, tgt_mask, reduce: bool = True):
-    """Fraction of sequences whose every target token, EOS included, is predicted.
-
-    Positions after the target's EOS are ignored. ``reduce=False`` gives one bool per
-    sequence.
-
-    Shapes:
-        pred: (B, L) long; tgt_out, tgt_mask: (B, T); returns a float, or (B,) bool.
-    """
-    exact = (_correct(pred, tgt_out, tgt_mask) | ~tgt_mask).all(dim=1)  # (B,)
-    return exact if not reduce else exact.float().mean().item()
-
-
-def token_accuracy(pred, tgt_out, tgt_mask) -> float:
-    """Fraction of real target tokens (EOS included, padding excluded) predicted correctly.
-
-    Shapes:
-        pred: (B, L) long; tgt_out, tgt_mask: (B, T).
-    """
-    return (_correct(pred, tgt_out, tgt_mask).sum() / tgt_mask.sum()).item()

@@ -7,7 +7,7 @@ Both functions accept a NumPy array or a torch tensor and return the same kind.
 
 import math
 
-from attn_course._arrays import array_namespace, shape_of
+from attn_course.functional._arrays import array_namespace, shape_of
 
 __all__ = ["masked_softmax", "softmax"]
 

@@ -1,0 +1,4 @@
+"""What one chapter measures and nothing else uses: ``recency`` (Chapter 1: how strongly
+each input position influences C), ``long_range`` (Chapter 4: self-attention against a GRU
+over distance, and the cost of each layer).
+"""

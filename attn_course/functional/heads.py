@@ -1,0 +1,108 @@
+r"""Multi-head attention: h attentions side by side on slices of the features, mixed by W_O.
+
+.. math::
+
+    \mathrm{head}_i = \mathrm{Attention}(Q W_Q^{(i)}, K W_K^{(i)}, V W_V^{(i)}), \qquad
+    \mathrm{MultiHead}(Q, K, V) = [\mathrm{head}_1; \dots; \mathrm{head}_h] W_O
+
+``split_heads`` and ``merge_heads`` move the heads in and out of a batch axis, so every head
+is one call of :func:`attn_course.functional.attention.attention`. NumPy or torch.
+"""
+
+from attn_course.functional._arrays import array_namespace, check_sequence, project, shape_of
+from attn_course.functional.attention import attention
+
+__all__ = ["merge_heads", "multi_head_attention", "split_heads"]
+
+
+def split_heads(x, num_heads: int):
+    """Cut the feature axis into ``num_heads`` slices and make the heads a batch axis.
+
+    Shapes: x (..., T, num_heads * d_k) -> (..., num_heads, T, d_k)
+    """
+    check_sequence(x)
+    d = x.shape[-1]
+    if num_heads < 1 or d % num_heads != 0:
+        raise ValueError(
+            f"the feature size must split evenly into num_heads={num_heads} heads: "
+            f"x has shape {shape_of(x)} (last axis {d})"
+        )
+    xp = array_namespace(x)
+    *batch, T, _ = shape_of(x)
+    x = xp.reshape(x, (*batch, T, num_heads, d // num_heads))  # (..., T, h, d_k)
+    return xp.moveaxis(x, -2, -3)  # (..., h, T, d_k)
+
+
+def merge_heads(x):
+    """Undo :func:`split_heads`: put the heads' outputs side by side again.
+
+    Shapes: x (..., num_heads, T, d_k) -> (..., T, num_heads * d_k)
+    """
+    if x.ndim < 3:
+        raise ValueError(f"merge_heads needs (..., num_heads, T, d_k), got shape {shape_of(x)}")
+    xp = array_namespace(x)
+    *batch, h, T, d_k = shape_of(x)
+    x = xp.moveaxis(x, -3, -2)  # (..., T, h, d_k)
+    return xp.reshape(x, (*batch, T, h * d_k))
+
+
+def multi_head_attention(
+    query,
+    keys,
+    values,
+    W_Q,
+    W_K,
+    W_V,
+    W_O,
+    num_heads: int,
+    mask=None,
+    *,
+    b_Q=None,
+    b_K=None,
+    b_V=None,
+    b_O=None,
+):
+    r"""Multi-head attention (Vaswani et al. 2017): ``num_heads`` attentions side by side.
+
+    .. math::
+
+        \mathrm{head}_i = \mathrm{Attention}(Q W_Q^{(i)}, K W_K^{(i)}, V W_V^{(i)}),
+        \qquad
+        \mathrm{MultiHead}(Q, K, V) = [\mathrm{head}_1; \dots; \mathrm{head}_h] W_O
+
+    Head i uses columns ``i*d_k:(i+1)*d_k`` of W_Q, W_K (and of W_V with d_v),
+    which is how ``torch.nn.MultiheadAttention`` slices its weights too: with
+    ``W_Q = mha.in_proj_weight[:d].T`` (and so on) the two agree. For
+    self-attention pass the same sequence three times.
+
+    Args:
+        query, keys, values: the three inputs (the same x for self-attention).
+        W_Q, W_K, W_V, W_O: projection matrices, applied as ``x @ W``.
+        num_heads: h; the projected sizes must be divisible by it.
+        mask: optional bool, broadcastable to (..., h, T_q, T_k), True = may attend.
+            A (T_q, T_k) mask is shared by every example and head; a padding mask
+            (B, T_k) goes in as ``mask[:, None, None, :]``.
+        b_Q, b_K, b_V, b_O: optional biases (torch's module has them by default).
+
+    Returns:
+        ``(output, weights)``, weights per head.
+
+    Shapes:
+        query: (..., T_q, d_q);  keys: (..., T_k, d_kin);  values: (..., T_k, d_vin)
+        W_Q: (d_q, h*d_k);  W_K: (d_kin, h*d_k);  W_V: (d_vin, h*d_v);  W_O: (h*d_v, d_out)
+        weights: (..., h, T_q, T_k)
+        output: (..., T_q, d_out)
+    """
+    for name, seq in (("query", query), ("keys", keys), ("values", values)):
+        check_sequence(seq, name)
+    if W_Q.shape[-1] != W_K.shape[-1]:
+        raise ValueError(
+            "queries and keys are compared by a dot product, so W_Q and W_K need the same output "
+            f"size h*d_k: W_Q has shape {shape_of(W_Q)}, W_K has shape {shape_of(W_K)}"
+        )
+    Q = split_heads(project(query, W_Q, b_Q, "query", "W_Q"), num_heads)  # (..., h, T_q, d_k)
+    K = split_heads(project(keys, W_K, b_K, "keys", "W_K"), num_heads)  # (..., h, T_k, d_k)
+    V = split_heads(project(values, W_V, b_V, "values", "W_V"), num_heads)  # (..., h, T_k, d_v)
+    heads, weights = attention(Q, K, V, mask=mask)  # (..., h, T_q, d_v), (..., h, T_q, T_k)
+    output = project(merge_heads(heads), W_O, b_O, "the merged heads", "W_O")  # (..., T_q, d_out)
+    return output, weights
