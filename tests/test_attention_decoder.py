@@ -56,7 +56,7 @@ def test_worked_example_by_hand():
 def test_additive_context_matches_a_loop_over_positions():
     """C_i from the module equals sum_j alpha_ij h_j with e_ij = v.tanh(W_q^T s + W_k^T h_j)."""
     torch.manual_seed(1)
-    decoder = AttentionDecoder(7, 3, 4, 6, score="additive", d_att=5).double()
+    decoder = AttentionDecoder(7, 3, 4, 6, score="additive", d_a=5).double()
     h, C, src_mask = random_inputs(d_enc=6)
     h = h.double()
     s_prev = torch.randn(3, 4, dtype=torch.float64)
@@ -72,18 +72,41 @@ def test_additive_context_matches_a_loop_over_positions():
         torch.testing.assert_close(C_i[b].detach(), c)
 
 
-def test_forward_equals_stepping_one_token_at_a_time():
+def gru_cell_by_hand(x, s, cell):
+    """s' = (1 - z) * n + z * s with PyTorch's gate order (r, z, n): the GRU of Cho et al."""
+    W_ir, W_iz, W_in = cell.weight_ih.chunk(3)
+    W_hr, W_hz, W_hn = cell.weight_hh.chunk(3)
+    b_ir, b_iz, b_in = cell.bias_ih.chunk(3)
+    b_hr, b_hz, b_hn = cell.bias_hh.chunk(3)
+    r = torch.sigmoid(x @ W_ir.T + b_ir + s @ W_hr.T + b_hr)
+    z = torch.sigmoid(x @ W_iz.T + b_iz + s @ W_hz.T + b_hz)
+    n = torch.tanh(x @ W_in.T + b_in + r * (s @ W_hn.T + b_hn))
+    return (1 - z) * n + z * s
+
+
+def test_teacher_forced_forward_against_the_equations_written_out():
+    """The whole forward pass, recomputed from the chapter's equations with torch's own
+    softmax and a GRU written out by hand: s_0 = tanh(W_0 C), e_ij = v.tanh(s W_q + h_j W_k),
+    alpha_i = softmax over the real tokens, C_i = sum_j alpha_ij h_j, s_i = GRU([e(y); C_i],
+    s_{i-1}), logits_i = W_o [s_i; C_i; e(y)] + b_o."""
     torch.manual_seed(2)
-    decoder = AttentionDecoder(7, 3, 4, 6)
+    decoder = AttentionDecoder(7, 3, 4, 6, score="additive", d_a=5).double()
     h, C, src_mask = random_inputs(d_enc=6)
+    h, C = h.double(), C.double()
     tgt_in = torch.randint(0, 7, (3, 4))
-    logits = decoder(tgt_in, h, C, src_mask)
-    alpha = decoder.last_alpha
-    s = decoder.init_state(h, C, src_mask)
-    for i in range(4):
-        logits_i, s = decoder.step(tgt_in[:, i], s, h, C, src_mask)
-        torch.testing.assert_close(logits_i, logits[:, i])
-    torch.testing.assert_close(decoder.last_alpha, alpha)
+    with torch.no_grad():
+        logits = decoder(tgt_in, h, C, src_mask)
+        W_q, W_k, v = decoder.score.W_q, decoder.score.W_k, decoder.score.v
+        s = torch.tanh(C @ decoder.init.weight.T + decoder.init.bias)  # (B, d_s)
+        for i in range(tgt_in.shape[1]):
+            e_y = decoder.embedding.weight[tgt_in[:, i]]  # (B, d_emb)
+            scores = torch.tanh((s @ W_q)[:, None, :] + h @ W_k) @ v  # (B, S)
+            alpha = torch.softmax(scores.masked_fill(~src_mask, -torch.inf), dim=-1)
+            C_i = torch.einsum("bs,bsd->bd", alpha, h)  # (B, d_enc)
+            s = gru_cell_by_hand(torch.cat([e_y, C_i], dim=-1), s, decoder.cell)
+            expected = torch.cat([s, C_i, e_y], dim=-1) @ decoder.out.weight.T + decoder.out.bias
+            torch.testing.assert_close(logits[:, i], expected, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(decoder.last_alpha[:, i], alpha, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("k", [1, 2])

@@ -240,6 +240,21 @@ def test_hard_attention_argmax_returns_the_best_value():
     np.testing.assert_array_equal(out, [2.0])
 
 
+def test_hard_attention_on_a_fully_masked_row_is_zero_like_soft_attention():
+    """A query with nothing to attend to: soft attention returns weights 0 and output 0
+    (masked_softmax's promise); hard attention must agree, not divide 0 by 0."""
+    q = np.array([[1.0, 0.0], [0.0, 1.0]])  # two queries
+    K = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    V = np.array([[1.0], [2.0], [3.0]])
+    mask = np.array([[True, True, False], [False, False, False]])  # query 2 sees nothing
+    _, soft = attention(q, K, V, score=dot_score, mask=mask)
+    out, w = hard_attention(q, K, V, k=2, score=dot_score, mask=mask)
+    np.testing.assert_array_equal(soft[1], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(w[1], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(out[1], [0.0])
+    np.testing.assert_array_equal(hard_weights(np.zeros((1, 3)), k=1), [[0.0, 0.0, 0.0]])
+
+
 def test_importing_the_numpy_primitives_does_not_import_torch():
     code = (
         "import sys, attn_course.functional.attention, attn_course.checks; "

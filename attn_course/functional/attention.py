@@ -61,7 +61,8 @@ def hard_weights(weights, k: int = 1):
 
     Shapes:
         weights: (..., T_k), rows summing to 1.
-        returns: same shape, at most ``k`` non-zero entries per row, summing to 1.
+        returns: same shape, at most ``k`` non-zero entries per row, summing to 1
+            (a row of zeros, i.e. a fully masked row, stays zeros, as in ``attention``).
     """
     T_k = weights.shape[-1]
     if not 1 <= k <= T_k:
@@ -72,7 +73,8 @@ def hard_weights(weights, k: int = 1):
     order = xp.argsort(-weights, axis=-1, stable=True)  # best first, ties by position
     rank = xp.argsort(order, axis=-1, stable=True)  # rank of each entry: 0 = best
     kept = xp.where(rank < k, weights, xp.zeros_like(weights))
-    return kept / xp.sum(kept, axis=-1, keepdims=True)
+    total = xp.sum(kept, axis=-1, keepdims=True)
+    return kept / xp.where(total > 0, total, 1.0)  # a fully masked row stays all zeros
 
 
 def hard_attention(query, keys, values, k: int = 1, score=scaled_dot_score, mask=None):

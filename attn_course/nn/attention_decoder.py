@@ -24,12 +24,13 @@ with it unchanged. It keeps the weights of its last run in ``last_alpha``.
 """
 
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 from torch import nn
 
 from attn_course.functional._arrays import shape_of
-from attn_course.functional.attention import attention, hard_weights
+from attn_course.functional.attention import attention, hard_attention
 from attn_course.functional.scores import additive_score, cosine_score, dot_score, scaled_dot_score
 
 __all__ = ["SCORES", "AdditiveScore", "AttentionDecoder", "ProjectedScore", "make_score"]
@@ -40,14 +41,15 @@ class AdditiveScore(nn.Module):
 
     Holds the parameters; the arithmetic is :func:`attn_course.functional.scores.additive_score`.
 
-    Shapes: query (B, T_q, d_q), keys (B, T_k, d_k) -> scores (B, T_q, T_k).
+    Shapes: query (B, T_q, d_q), keys (B, T_k, d_k) -> scores (B, T_q, T_k);
+        W_q (d_q, d_a), W_k (d_k, d_a), v (d_a,), where d_a is the width of the score's MLP.
     """
 
-    def __init__(self, d_q: int, d_k: int, d_h: int):
+    def __init__(self, d_q: int, d_k: int, d_a: int):
         super().__init__()
-        self.W_q = nn.Parameter(torch.randn(d_q, d_h) / d_q**0.5)
-        self.W_k = nn.Parameter(torch.randn(d_k, d_h) / d_k**0.5)
-        self.v = nn.Parameter(torch.randn(d_h) / d_h**0.5)
+        self.W_q = nn.Parameter(torch.randn(d_q, d_a) / d_q**0.5)
+        self.W_k = nn.Parameter(torch.randn(d_k, d_a) / d_k**0.5)
+        self.v = nn.Parameter(torch.randn(d_a) / d_a**0.5)
 
     def forward(self, query, keys):
         return additive_score(query, keys, self.W_q, self.W_k, self.v)
@@ -76,10 +78,11 @@ class ProjectedScore(nn.Module):
 SCORES = {"dot": dot_score, "scaled_dot": scaled_dot_score, "cosine": cosine_score}
 
 
-def make_score(name: str, d_q: int, d_k: int, d_h: int | None = None) -> nn.Module:
-    """The score module called ``name``: "additive", "dot", "scaled_dot" or "cosine"."""
+def make_score(name: str, d_q: int, d_k: int, d_a: int | None = None) -> nn.Module:
+    """The score module called ``name``: "additive" (of width ``d_a``, default d_q), "dot",
+    "scaled_dot" or "cosine"."""
     if name == "additive":
-        return AdditiveScore(d_q, d_k, d_h or d_q)
+        return AdditiveScore(d_q, d_k, d_a or d_q)
     if name in SCORES:
         return ProjectedScore(SCORES[name], d_q, d_k)
     raise ValueError(f"unknown score {name!r}: choose one of {['additive', *SCORES]}")
@@ -94,7 +97,7 @@ class AttentionDecoder(nn.Module):
         d_hidden: size of the decoder state s_i.
         d_context: size of an encoder state h_j, ``d_enc`` (2 d for a bidirectional encoder).
         score: "additive" (Bahdanau), "dot", "scaled_dot" or "cosine".
-        d_att: hidden size of the additive score (default d_hidden).
+        d_a: width of the additive score's MLP (default d_hidden).
         hard_k: ``None`` for soft attention; an int k to keep only the k largest
             weights at every step (hard attention, for inference; see :meth:`hard`).
 
@@ -117,14 +120,14 @@ class AttentionDecoder(nn.Module):
         d_hidden: int,
         d_context: int,
         score: str = "additive",
-        d_att: int | None = None,
+        d_a: int | None = None,
         hard_k: int | None = None,
     ):
         super().__init__()
         self.d_context = d_context
         self.embedding = nn.Embedding(vocab_size, d_emb)
         self.init = nn.Linear(d_context, d_hidden)  # s_0 = tanh(W_0 C), as in Bahdanau et al.
-        self.score = make_score(score, d_hidden, d_context, d_att)
+        self.score = make_score(score, d_hidden, d_context, d_a)
         self.cell = nn.GRUCell(d_emb + d_context, d_hidden)
         self.out = nn.Linear(d_hidden + d_context + d_emb, vocab_size)
         self.score_name = score
@@ -157,13 +160,11 @@ class AttentionDecoder(nn.Module):
         Shapes: s_prev (B, d_hidden), h (B, S, d_enc), src_mask (B, S)
             -> C_i (B, d_enc), alpha_i (B, S)
         """
-        C_i, alpha = attention(
-            s_prev[:, None, :], h, h, score=self.score, mask=src_mask[:, None, :]
-        )  # (B, 1, d_enc), (B, 1, S): one query per sequence, keys = values = h
-        if self.hard_k is not None:  # hard attention: only the top-k inputs survive
-            alpha = hard_weights(alpha, k=min(self.hard_k, h.shape[1]))
-            C_i = alpha @ h  # (B, 1, d_enc)
-        return C_i[:, 0], alpha[:, 0]
+        read = attention  # soft: every input gets a weight
+        if self.hard_k is not None:  # hard: only the top-k inputs survive
+            read = partial(hard_attention, k=min(self.hard_k, h.shape[1]))
+        C_i, alpha = read(s_prev[:, None, :], h, h, score=self.score, mask=src_mask[:, None, :])
+        return C_i[:, 0], alpha[:, 0]  # one query per sequence, keys = values = h
 
     def init_state(self, h, C, src_mask):
         """The first state s_0 = tanh(W_0 C); also starts a fresh ``last_alpha``.
