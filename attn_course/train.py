@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from attn_course.data import PAD, Task, make_batch
+from attn_course.functional._arrays import shape_of
 from attn_course.nn.decoders import greedy_decode
 
 __all__ = ["evaluate", "exact_match", "sequence_loss", "token_accuracy", "train"]
@@ -43,8 +44,8 @@ def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, tgt_mask: torch.T
     if logits.shape[:2] != tgt_out.shape or tgt_out.shape != tgt_mask.shape:
         raise ValueError(
             f"expected logits (B, T, V) with tgt_out and tgt_mask (B, T): got logits "
-            f"{tuple(logits.shape)}, tgt_out {tuple(tgt_out.shape)}, "
-            f"tgt_mask {tuple(tgt_mask.shape)}"
+            f"{shape_of(logits)}, tgt_out {shape_of(tgt_out)}, "
+            f"tgt_mask {shape_of(tgt_mask)}"
         )
     nll = torch.nn.functional.cross_entropy(
         logits.transpose(1, 2), tgt_out, reduction="none"
@@ -116,8 +117,8 @@ def _correct(pred, tgt_out, tgt_mask):
     """(B, T) bool: prediction equals target at each real target position (incl. EOS)."""
     if pred.ndim != 2 or tgt_out.shape != tgt_mask.shape or pred.shape[0] != tgt_out.shape[0]:
         raise ValueError(
-            f"expected pred (B, L) and tgt_out, tgt_mask (B, T): got pred {tuple(pred.shape)}, "
-            f"tgt_out {tuple(tgt_out.shape)}, tgt_mask {tuple(tgt_mask.shape)}"
+            f"expected pred (B, L) and tgt_out, tgt_mask (B, T): got pred {shape_of(pred)}, "
+            f"tgt_out {shape_of(tgt_out)}, tgt_mask {shape_of(tgt_mask)}"
         )
     T = tgt_out.shape[1]
     if pred.shape[1] < T:  # too short a prediction misses the remaining targets

@@ -54,12 +54,14 @@ def attention_weights(e, mask):
 
     Shapes:
         e: (..., n);  mask: (..., n) bool, True = real token
-        returns: (..., n), summing to 1 over the real positions
+        returns: (..., n), summing to 1 over the real positions; a row with no real
+            position is all zeros (as :func:`attn_course.functional.softmax.masked_softmax`)
     """
     z = np.where(mask, e, -np.inf)  # padding cannot win: exp(-inf) = 0
-    z = z - np.max(z, axis=-1, keepdims=True)  # stable: the largest exponent is 0
-    w = np.exp(z)
-    return w / np.sum(w, axis=-1, keepdims=True)
+    z_max = np.max(z, axis=-1, keepdims=True)  # -inf on a fully masked row
+    w = np.exp(z - np.where(np.isfinite(z_max), z_max, 0.0))  # stable: largest exponent 0
+    total = np.sum(w, axis=-1, keepdims=True)
+    return w / np.where(total > 0, total, 1.0)  # fully masked row: zeros, never 0/0
 
 
 def context_vector(alpha, h):

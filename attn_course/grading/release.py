@@ -3,6 +3,10 @@
     python -m attn_course.grading.release            # every assignment
     python -m attn_course.grading.release 03_query_key_value
 
+One source per answer: where an assignment's graded functions have an answer-key module
+(:data:`ANSWER_KEYS`), the solution cells are first rewritten from it, so the code between
+each cell's ``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers *is* that function's body.
+
 This runs the real ``nbgrader generate_assignment`` in a private temporary
 course folder (so it neither needs nor touches your ``gradebook.db``) and
 copies its release folder into ``exercises/``. The test suite calls
@@ -11,16 +15,82 @@ drift from ``solutions/`` unnoticed.
 """
 
 import argparse
+import ast
+import importlib
+import inspect
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: attn_course/grading/release.py
 SOURCE = ROOT / "solutions"
 RELEASE = ROOT / "exercises"
+
+
+# Assignments whose graded functions live in an answer-key module (the others, 03 and 04,
+# grade functions of attn_course.functional, which a notebook cannot import as they are: they
+# run on NumPy or torch through the array API; tests/test_answer_keys.py checks that those
+# solution cells compute what the library computes).
+ANSWER_KEYS = {
+    "01_encoder_decoder": "attn_course.answers.encoder_decoder",
+    "02_attention": "attn_course.answers.attention",
+}
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def _signature(source: str, name: str) -> str:
+    """The argument list of the function ``name`` defined in ``source``, normalised."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return ast.unparse(node.args)
+    raise ValueError(f"no function {name!r} defined in the cell")
+
+
+def answer_body(fn) -> list[str]:
+    """The lines of ``fn``'s body below its docstring, indented as in a top-level def."""
+    source = textwrap.dedent(inspect.getsource(fn))
+    (node,) = ast.parse(source).body
+    body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+    lines = source.splitlines()
+    return lines[body[0].lineno - 1 : node.end_lineno]
+
+
+def sync_solutions(assignment: str, source: Path = SOURCE, write: bool = True) -> list[str]:
+    """Rewrite the solution cells of ``assignment`` from its answer-key module.
+
+    Returns the grade ids whose cells differed (and were rewritten when ``write``). A cell whose
+    signature differs from the module's is an error: the two would not be one function."""
+    if assignment not in ANSWER_KEYS:
+        return []
+    module = importlib.import_module(ANSWER_KEYS[assignment])
+    (path,) = sorted((source / assignment).glob("*.ipynb"))
+    nb = nbformat.read(path, as_version=4)
+    changed = []
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if not cell.metadata.get("nbgrader", {}).get("solution") or not hasattr(module, grade_id):
+            continue
+        fn = getattr(module, grade_id)
+        if _signature(cell.source, grade_id) != _signature(inspect.getsource(fn), grade_id):
+            raise ValueError(
+                f"{path.name}: the cell {grade_id!r} and {module.__name__}.{grade_id} have "
+                "different signatures; make them one function"
+            )
+        lines = cell.source.splitlines()
+        begin, end = lines.index(f"    {BEGIN}"), lines.index(f"    {END}")
+        new = "\n".join([*lines[: begin + 1], *answer_body(fn), *lines[end:]])
+        if new != cell.source:
+            changed.append(grade_id)
+            cell.source = new
+    if changed and write:
+        nbformat.write(nb, path)
+    return changed
 
 
 def assignments(source: Path = SOURCE) -> list[str]:
@@ -79,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("assignment", nargs="*", help="default: every assignment in solutions/")
     args = parser.parse_args(argv)
     for name in args.assignment or assignments():
+        for grade_id in sync_solutions(name):
+            print(f"{name}: solution of {grade_id} rewritten from {ANSWER_KEYS[name]}")
         out = generate(name, RELEASE)
         print(f"{name}: student version written to {out.relative_to(ROOT)}")
     return 0

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from attn_course.data import BOS, EOS, PAD, Batch
+from attn_course.functional._arrays import shape_of
 from attn_course.nn.encoders import make_rnn
 
 __all__ = ["ChoDecoder", "Seq2Seq", "SutskeverDecoder", "greedy_decode"]
@@ -40,7 +41,7 @@ def _check_context(tgt_in: torch.Tensor, C: torch.Tensor, d_context: int) -> Non
     if tgt_in.ndim != 2 or C.ndim != 2 or C.shape != (tgt_in.shape[0], d_context):
         raise ValueError(
             f"expected tgt_in (B, T) and C (B, d_context={d_context}): got tgt_in "
-            f"{tuple(tgt_in.shape)} and C {tuple(C.shape)}"
+            f"{shape_of(tgt_in)} and C {tuple(C.shape)}"
         )
 
 

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from attn_course.functional._arrays import shape_of
+
 __all__ = ["CELLS", "Encoder", "make_rnn", "mask_lengths"]
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -47,7 +49,7 @@ def mask_lengths(mask: torch.Tensor) -> torch.Tensor:
     """Lengths (B,) of a (B, S) padding mask whose True entries come first in every row."""
     if mask.dtype != torch.bool or mask.ndim != 2:
         raise ValueError(
-            f"the mask must be a bool tensor (B, S), got {mask.dtype} {tuple(mask.shape)}"
+            f"the mask must be a bool tensor (B, S), got {mask.dtype} {shape_of(mask)}"
         )
     lengths = mask.sum(dim=1)
     prefix = torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths[:, None]
@@ -94,10 +96,10 @@ class Encoder(nn.Module):
 
     def encode(self, x: torch.Tensor, src_mask: torch.Tensor):
         """Run the RNN over input vectors x (B, S, d_emb): returns (h, C)."""
-        if x.ndim != 3 or tuple(x.shape[:2]) != tuple(src_mask.shape):
+        if x.ndim != 3 or tuple(x.shape[:2]) != shape_of(src_mask):
             raise ValueError(
                 f"inputs (B, S, d_emb) and src_mask (B, S) disagree: x has shape "
-                f"{tuple(x.shape)}, src_mask has shape {tuple(src_mask.shape)}"
+                f"{shape_of(x)}, src_mask has shape {shape_of(src_mask)}"
             )
         B, S, _ = x.shape
         lengths = mask_lengths(src_mask).cpu()
@@ -113,7 +115,7 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor):
         if src.shape != src_mask.shape:
             raise ValueError(
-                f"src and src_mask must have the same shape (B, S): got {tuple(src.shape)} "
-                f"and {tuple(src_mask.shape)}"
+                f"src and src_mask must have the same shape (B, S): got {shape_of(src)} "
+                f"and {shape_of(src_mask)}"
             )
         return self.encode(self.embed(src), src_mask)

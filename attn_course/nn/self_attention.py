@@ -16,6 +16,7 @@ Masks are bool, True = may attend (the opposite of torch's bool masks in
 import torch
 from torch import nn
 
+from attn_course.functional._arrays import shape_of
 from attn_course.functional.heads import multi_head_attention
 from attn_course.functional.positions import sinusoidal_positional_encoding
 from attn_course.functional.self_attention import projected_self_attention
@@ -146,6 +147,6 @@ class PositionalEncoding(nn.Module):
         if T > max_len:
             raise ValueError(
                 f"sequence of length T={T} is longer than max_len={max_len}: x has shape "
-                f"{tuple(x.shape)}, the encoding table has shape {tuple(self.pe.shape)}"
+                f"{shape_of(x)}, the encoding table has shape {shape_of(self.pe)}"
             )
         return x + self.pe[:T].to(x.dtype)  # (B, T, d_model)
