@@ -162,23 +162,40 @@ def _model(Decoder, task, d=16, cell="gru", bidirectional=False):
     return Seq2Seq(enc, Decoder(task.vocab_size, 8, d, enc.d_enc, cell=cell))
 
 
+def cell_like(rnn):
+    """PyTorch's own one-step cell (nn.GRUCell / nn.LSTMCell) holding the weights of ``rnn``."""
+    Cell = {torch.nn.GRU: torch.nn.GRUCell, torch.nn.LSTM: torch.nn.LSTMCell}[type(rnn)]
+    cell = Cell(rnn.input_size, rnn.hidden_size).double()
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(cell, name).data.copy_(getattr(rnn, f"{name}_l0"))
+    return cell
+
+
 @pytest.mark.parametrize("Decoder", DECODERS)
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_decoder_forward_equals_steps(Decoder, cell, bidirectional):
-    """Teacher forcing over all steps at once gives the logits of one step at a time."""
+def test_decoder_forward_against_its_equations_with_torch_cells(Decoder, cell):
+    """Teacher forcing, recomputed step by step from the two designs' equations with PyTorch's
+    own cells: Cho s_t = f(s_{t-1}, [e; C]), logits W_o [s_t; e; C], s_0 = tanh(W_0 C);
+    Sutskever s_t = f(s_{t-1}, e), logits W_o [s_t; e], s_0 = C (or tanh(W_0 C))."""
     torch.manual_seed(0)
     task = reversal_task()
-    model = _model(Decoder, task, cell=cell, bidirectional=bidirectional)
+    model = _model(Decoder, task, cell=cell).double()
     batch = make_batch(task, 3, (2, 5), np.random.default_rng(0))
-    logits = model(batch)
-    B, T = batch.tgt_in.shape
-    assert logits.shape == (B, T, task.vocab_size)
-    h, C = model.encoder(batch.src, batch.src_mask)
-    state = model.decoder.init_state(h, C, batch.src_mask)
-    for t in range(T):
-        step_logits, state = model.decoder.step(batch.tgt_in[:, t], state, h, C, batch.src_mask)
-        torch.testing.assert_close(step_logits, logits[:, t])
+    dec = model.decoder
+    with torch.no_grad():
+        logits = model(batch)
+        h, C = model.encoder(batch.src, batch.src_mask)
+        step = cell_like(dec.rnn)
+        cho = Decoder is ChoDecoder
+        s = torch.tanh(C @ dec.init.weight.T + dec.init.bias) if cho else C  # d_enc == d_hidden
+        state = (s, torch.zeros_like(s)) if cell == "lstm" else s
+        for t in range(batch.tgt_in.shape[1]):
+            e = dec.embedding.weight[batch.tgt_in[:, t]]  # (B, d_emb)
+            state = step(torch.cat([e, C], dim=-1) if cho else e, state)
+            s = state[0] if cell == "lstm" else state
+            features = torch.cat([s, e, C] if cho else [s, e], dim=-1)
+            expected = features @ dec.out.weight.T + dec.out.bias  # (B, V)
+            torch.testing.assert_close(logits[:, t], expected, rtol=1e-10, atol=1e-10)
 
 
 def test_the_two_designs_read_C_differently():
