@@ -11,12 +11,13 @@ drift from ``solutions/`` unnoticed.
 """
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from attn_course.grading import nbgrader_env
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: attn_course/grading/release.py
 SOURCE = ROOT / "solutions"
@@ -26,14 +27,6 @@ RELEASE = ROOT / "exercises"
 def assignments(source: Path = SOURCE) -> list[str]:
     """Every assignment folder in ``solutions/`` (those holding at least one notebook)."""
     return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
-
-
-def nbgrader_env() -> dict[str, str]:
-    """The environment for nbgrader subprocesses: this interpreter's bin/ first on PATH,
-    so ``alembic`` and the ``python3`` kernel resolve to this environment, activated or not."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 def make_course(course: Path, assignment: str, source: Path = SOURCE) -> Path:
