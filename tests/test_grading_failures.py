@@ -383,6 +383,8 @@ def test_plain_nbgrader_with_the_plugin_grades_every_case_alike(graded_class, pl
         }
     for student in cases:
         assert plain_flags[student] == (rows[student]["flagged"] == "yes"), student
+    # the kernels talk over unix sockets (IPC): no "running over TCP without encryption"
+    assert "without encryption" not in runs[1].stderr
     # the reasons reach nbgrader's own log too
     assert "monkeypatching undone before the tests" in runs[1].stderr
     assert "test_add deleted (restored)" in runs[1].stderr
