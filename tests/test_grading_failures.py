@@ -388,3 +388,34 @@ def test_plain_nbgrader_with_the_plugin_grades_every_case_alike(graded_class, pl
     # the reasons reach nbgrader's own log too
     assert "monkeypatching undone before the tests" in runs[1].stderr
     assert "test_add deleted (restored)" in runs[1].stderr
+
+
+def test_grading_log_says_what_happened_to_this_student(graded_class):
+    course, _, proc = graded_class
+    logs = {
+        s: (course / "graded" / TINY / s / "grading.log").read_text()
+        for s in ("good", "untouched", "patch_names", "test_deleted", "kill_guard", "os_exit")
+    }
+    for student, log in logs.items():
+        assert "Attribute 'checksum'" not in log, (student, log)
+    assert "monkeypatching undone before the tests: numpy.isclose" in logs["patch_names"]
+    assert "test_add deleted (restored)" in logs["test_deleted"]
+    assert "score withheld" in logs["kill_guard"]
+    assert "kernel died in add" in logs["os_exit"]
+
+
+def test_a_grading_error_reaches_the_log_and_the_summary(tmp_path):
+    """Result.error (the traceback) is written to grading.log and named in the summary."""
+    import io
+
+    from attn_course.grading.batch import print_summary, write_files
+    from attn_course.grading.sandbox import Sandbox
+    from attn_course.grading.worker import Result
+
+    r = Result("eve", TINY, status=["grading error: OSError: disk full"])
+    r.error = 'Traceback (most recent call last):\n  File "x.py", line 1\nOSError: disk full\n'
+    write_files(r, tmp_path / "eve", tmp_path / "autograded")
+    assert "OSError: disk full" in (tmp_path / "eve" / "grading.log").read_text()
+    out = io.StringIO()
+    print_summary([r], 1.0, 1, "local", Sandbox("rlimits"), {}, set(), out)
+    assert "Grading error for eve: OSError: disk full" in out.getvalue()

@@ -78,7 +78,7 @@ class DaskRunner:
             for t in tasks
         }
         try:
-            for fut in as_completed(futures):
+            for fut in as_completed(futures, loop=self.client.loop):
                 task = futures[fut]
                 try:
                     result = fut.result()
