@@ -58,9 +58,9 @@ from grading_fixtures import (  # noqa: E402
 
 
 def _env():
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    from attn_course.grading import nbgrader_env
+
+    return nbgrader_env()
 
 
 def _answers(course: Path, assignment: str, n: int):

@@ -163,7 +163,7 @@ def _started_on(address: str, worker: str) -> list[str]:
 
     with Client(address, timeout=10) as client:
         events = client.get_events("attn-grade-start")
-    return [msg["student"] for _, msg in events if msg.get("worker") == worker]
+    return [msg["student"] for _, msg in events if msg.get("name") == worker]
 
 
 def test_two_runs_at_once_into_one_postgresql_gradebook(cluster, tmp_path, postgres_url):  # noqa: F811

@@ -51,7 +51,7 @@ def _run(task, run: str):
     from attn_course.grading.worker import grade_task
 
     worker = get_worker()
-    worker.log_event(EVENT, {"run": run, "student": task.student_id, "worker": worker.name})
+    worker.log_event(EVENT, {"run": run, "student": task.student_id, "name": worker.name})
     return grade_task(task)
 
 
