@@ -2,7 +2,8 @@
 #   make book   create .venv, install the lock, build the book (every chapter executed)
 #   make test   the same environment, then the whole test suite
 # Neither needs an activated virtualenv: the venv's bin/ is put first on PATH
-# here, so nbgrader finds `alembic` and Jupyter finds the venv's kernel.
+# here, so the book build's Jupyter finds the venv's kernel (the grader sets its own
+# PATH in attn_course.grading.put_bin_on_path; this export is for jupyter-book).
 
 PYTHON ?= python3
 VENV   ?= .venv

@@ -15,9 +15,20 @@ Both courses start as a real one does when the submissions come in: the assignme
 generated (``nbgrader generate_assignment``, not timed), so the gradebook exists.
 
 Targets on 2 cores: speed-up >= 1.8x over plain nbgrader, and per-submission cost
-(wall time x workers / submissions) within 1.3x of the floor.
+(wall time x workers / submissions) within 1.3x of the floor. Plain nbgrader runs with the
+course's nbgrader_config.py, so with the course's plugin (the same grading).
+
+``--cluster``: the same n submissions of one assignment graded by the local pool (``--jobs 2``)
+and by a 2-worker Dask cluster on loopback (``--scheduler``), side by side; target: the
+cluster's wall time within 1.15x of the pool's.
+
+``--writer``: how many results per second the single gradebook writer (the parent process)
+records, from a synthetic stream of results into SQLite and into PostgreSQL (a throw-away
+server, as in the tests).
 
     python benchmarks/grading_speed.py [--n 40] [--jobs 2] [--assignments 03_query_key_value]
+    python benchmarks/grading_speed.py --cluster [--assignments 03_query_key_value]
+    python benchmarks/grading_speed.py --writer [--results 2000]
 """
 
 from __future__ import annotations
@@ -38,13 +49,18 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "tests"))
-from grading_fixtures import fill, solutions_of  # noqa: E402
+from grading_fixtures import (  # noqa: E402
+    LoopbackCluster,
+    fill,
+    postgres_server,
+    solutions_of,
+)
 
 
 def _env():
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    from attn_course.grading import nbgrader_env
+
+    return nbgrader_env()
 
 
 def _answers(course: Path, assignment: str, n: int):
@@ -157,13 +173,125 @@ def bench(assignment: str, n: int, jobs: int, floor_samples: int) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_cluster(assignment: str, n: int) -> dict:
+    """Wall time of the local pool (2 processes) and of a 2-worker loopback Dask cluster on the
+    same n submissions, each into its own gradebook."""
+    tmp = Path(tempfile.mkdtemp(prefix="grading-bench-cluster-"))
+    cluster = None
+    try:
+        course = tmp / "course"
+        course.mkdir()
+        shutil.copy(ROOT / "nbgrader_config.py", course)
+        for kind in ("solutions", "exercises"):
+            shutil.copytree(ROOT / kind / assignment, course / kind / assignment)
+        nb_name, notebooks = _answers(course, assignment, n)
+        subs = tmp / "submissions"
+        for i, nb in enumerate(notebooks):
+            folder = subs / f"student{i:03d}" / assignment
+            folder.mkdir(parents=True)
+            nbformat.write(nb, folder / f"{nb_name}.ipynb")
+        cluster = LoopbackCluster(tmp / "dask", workers=2)
+        times = {}
+        for which, extra in (
+            ("local", ["--jobs", "2"]),
+            ("dask", ["--scheduler", cluster.address]),
+        ):
+            t = time.perf_counter()
+            proc = subprocess.run(
+                [str(BIN / "attn-course"), "grade", assignment, str(subs), "--no-progress",
+                 "--db", f"sqlite:///{tmp / which}.db", "--out", str(tmp / which), *extra],
+                cwd=course, capture_output=True, text=True, env=_env(),
+            )  # fmt: skip
+            times[which] = time.perf_counter() - t
+            if proc.returncode != 0:
+                raise SystemExit(f"attn-course grade ({which}) failed:\n{proc.stderr[-3000:]}")
+        return times
+    finally:
+        if cluster is not None:
+            cluster.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _writer_rate(db_url: str, n: int) -> float:
+    """Results per second that write_result records into ``db_url`` (a 4-part assignment)."""
+    from nbgrader.api import Gradebook
+
+    from attn_course.grading.batch import ensure_schema, write_result
+    from attn_course.grading.worker import Result
+
+    ensure_schema(db_url)
+    parts = [f"test_{i}" for i in range(4)]
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_assignment("w")
+        gb.add_notebook("w", "w")
+        for part in parts:
+            gb.add_grade_cell(part, "w", "w", max_score=1.0, cell_type="code")
+            gb.add_source_cell(
+                part, "w", "w", cell_type="code", locked=True, source="", checksum=""
+            )
+    results = []
+    for i in range(n):
+        r = Result(f"student{i:05d}", "w", score=2.0, max_score=4.0)
+        r.notebooks = {
+            "w": {
+                "grades": {
+                    p: {"auto_score": float(j % 2), "needs_manual_grade": False, "max_score": 1.0}
+                    for j, p in enumerate(parts)
+                },
+                "comments": {},
+                "late_penalty": None,
+            }
+        }
+        results.append(r)
+    with Gradebook(db_url) as gb:
+        t = time.perf_counter()
+        for r in results:
+            write_result(gb, r)
+        return n / (time.perf_counter() - t)
+
+
+def bench_writer(n: int) -> dict:
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
+    tmp = Path(tempfile.mkdtemp(prefix="grading-bench-writer-"))
+    try:
+        rates = {"SQLite": _writer_rate(f"sqlite:///{tmp / 'w.db'}", n)}
+        from attn_course.grading.batch import database_url
+
+        with postgres_server() as url:
+            rates["PostgreSQL"] = _writer_rate(database_url(url), n)
+        return rates
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=40, help="submissions per assignment")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--floor-samples", type=int, default=6)
     parser.add_argument("--assignments", nargs="*", default=None)
+    parser.add_argument("--cluster", action="store_true", help="local pool vs loopback Dask")
+    parser.add_argument("--writer", action="store_true", help="gradebook writer results/s")
+    parser.add_argument("--results", type=int, default=2000, help="results for --writer")
     args = parser.parse_args()
+    if args.writer:
+        for db, rate in bench_writer(args.results).items():
+            print(f"gradebook writer, {db:<10}: {rate:8.1f} results/s ({args.results} results)")
+        return
+    if args.cluster:
+        name = (args.assignments or ["03_query_key_value"])[0]
+        t = bench_cluster(name, args.n)
+        print(
+            f"{name}, {args.n} submissions: local pool (2 processes) {t['local']:.1f} s, "
+            f"Dask loopback cluster (2 workers) {t['dask']:.1f} s, "
+            f"cluster/local {t['dask'] / t['local']:.2f}x (target <= 1.15x; "
+            f"{t['dask'] * 2 / args.n:.2f} s per notebook per worker core)"
+        )
+        return
     names = args.assignments or sorted(
         p.name
         for p in (ROOT / "solutions").iterdir()

@@ -2,7 +2,6 @@
 goes first on PATH, so nbgrader finds alembic and Jupyter starts this environment's kernel."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,11 @@ from filelock import FileLock
 # tests (the book build, nbgrader) would inherit it and draw no inline figures.
 matplotlib.use("Agg")
 
+from attn_course.grading import put_bin_on_path  # noqa: E402  (light: no grader imports)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+put_bin_on_path()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,10 +10,12 @@ import csv
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -183,9 +185,9 @@ def write_submission(
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    from attn_course.grading import nbgrader_env
+
+    return nbgrader_env()
 
 
 def grade_cmd(
@@ -238,11 +240,20 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A throw-away PostgreSQL server on 127.0.0.1 (Debian's postgresql), stopped at the end.
-    initdb/pg_ctl refuse to run as root, so they run as the `postgres` user then."""
+    """A throw-away PostgreSQL server on 127.0.0.1 (Debian's postgresql), stopped at the end."""
+    if _pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/system-deps.sh installs it)")
+    with postgres_server() as url:
+        yield url
+
+
+@contextmanager
+def postgres_server():
+    """A throw-away PostgreSQL server on 127.0.0.1; yields its URL. initdb/pg_ctl refuse to
+    run as root, so they run as the `postgres` user then."""
     pg = _pg_bin()
     if pg is None:
-        pytest.skip("PostgreSQL is not installed (scripts/system-deps.sh installs it)")
+        raise RuntimeError("PostgreSQL is not installed (scripts/system-deps.sh installs it)")
     import tempfile
 
     # not under pytest's tmp folder: that is private to root, and the server runs as `postgres`
@@ -299,6 +310,114 @@ def postgres_url():
             capture_output=True,
         )
         shutil.rmtree(home, ignore_errors=True)
+
+
+# --- a real Dask cluster on loopback -----------------------------------------------------
+
+
+START_TIMEOUT = 90  # seconds for the scheduler and the workers to come up
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LoopbackCluster:
+    """`dask scheduler` and N `dask worker` processes on 127.0.0.1, torn down at the end."""
+
+    def __init__(self, base: Path, workers: int = 2):
+        base.mkdir(parents=True, exist_ok=True)
+        self.base = base
+        self.port = _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen] = []
+        self.workers: list[subprocess.Popen] = []
+        logs = base / "logs"
+        logs.mkdir(parents=True)
+        self.procs.append(
+            self._start(
+                "scheduler",
+                base,
+                logs / "scheduler.log",
+                [
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--no-dashboard",
+                ],
+            )
+        )
+        for i in range(workers):
+            self.add_worker(f"w{i}")
+        self.wait_for(workers)
+
+    def _start(self, name, cwd, log, args):
+        return subprocess.Popen(
+            [str(BIN / "dask"), *args],
+            cwd=cwd,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=_env(),
+            start_new_session=True,
+        )
+
+    def add_worker(self, name: str) -> subprocess.Popen:
+        cwd = self.base / name  # its own, empty working folder: nothing of the course
+        cwd.mkdir()
+        proc = self._start(
+            name,
+            cwd,
+            self.base / "logs" / f"{name}.log",
+            [
+                "worker",
+                self.address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--name",
+                name,
+                "--local-directory",
+                str(cwd),
+            ],
+        )
+        self.procs.append(proc)
+        self.workers.append(proc)
+        return proc
+
+    def n_workers(self) -> int:
+        from distributed import Client
+
+        with Client(self.address, timeout=10) as client:
+            return len(client.scheduler_info()["workers"])
+
+    def wait_for(self, n: int) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if self.n_workers() >= n:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the loopback cluster did not start: see {self.base / 'logs'}")
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def dump(obj) -> str:

@@ -195,3 +195,65 @@ def test_lms_zip_is_mapped_with_zip_collect(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_csv(course / "graded" / TINY / "grades.csv")
     assert {s: float(r["score"]) for s, r in rows.items()} == {"alice": 3, "bob": 1}
+
+
+@pytest.mark.grading
+def test_grading_one_late_student_merges_into_grades_csv(three_runs):
+    course, *_ = three_runs
+    csv_path = course / "graded" / TINY / "grades.csv"
+    before = read_csv(csv_path)
+    late = course / "late"
+    rel, sol = release_of(course, TINY), solutions_of(course, TINY)
+    write_submission(late, "latecomer", TINY, fill(rel, sol))
+    proc = grade_cmd(course, TINY, late, "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    after = read_csv(csv_path)
+    assert sorted(after) == sorted([*before, "latecomer"])
+    assert float(after["latecomer"]["score"]) == 3
+    for student, row in before.items():
+        assert after[student] == row, student
+
+
+@pytest.mark.grading
+def test_a_regrade_by_either_path_re_decides_the_flag(tmp_path):
+    """attn-course grade flags a monkeypatcher; a plain `nbgrader autograde --force` (with the
+    course's plugin) of the same notebook gives the same score and keeps the flag; after a
+    clean resubmission a plain regrade clears it: no flag outlives what explained it."""
+    from nbgrader.api import Gradebook
+
+    course = make_course(tmp_path / "course")
+    with (course / "nbgrader_config.py").open("a") as fh:
+        fh.write("from attn_course.grading import configure\nconfigure(c)\n")
+    rel, sol = release_of(course, TINY), solutions_of(course, TINY)
+    cheat = {
+        **sol,
+        "add": "def add(a, b):\n    return a - b\nimport numpy as np\n"
+        "np.isclose = lambda a, b, **k: np.ones(np.shape(a), dtype=bool)",
+    }
+    write_submission(course / "submitted", "mallory", TINY, fill(rel, cheat))
+    proc = grade_cmd(course, TINY, course / "submitted", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    db = f"sqlite:///{course / 'gradebook.db'}"
+
+    def state():
+        with Gradebook(db) as gb:
+            sub = gb.find_submission(TINY, "mallory")
+            return sub.score, any(nb.flagged for nb in sub.notebooks)
+
+    assert state() == (1.0, True)
+
+    def plain_regrade():
+        subprocess.run(
+            [str(BIN / "nbgrader"), "autograde", TINY, "--force", f"--db={db}"],
+            cwd=course,
+            check=True,
+            capture_output=True,
+            env=_env(),
+            timeout=600,
+        )
+
+    plain_regrade()
+    assert state() == (1.0, True)
+    write_submission(course / "submitted", "mallory", TINY, fill(rel, sol))
+    plain_regrade()
+    assert state() == (3.0, False)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 from grading_fixtures import (
+    BIN,
     TINY,
+    _env,
     fill,
     grade_cmd,
     gradebook_grades,
@@ -36,6 +40,7 @@ STUDENTS = (
     "infinite_loop",
     "uninterruptible",
     "memory_hog",
+    "memory_kept",
     "os_exit",
     "segfault",
     "system_exit",
@@ -162,7 +167,15 @@ for path in ({course_s + "/pwned-" + MARK!r}, '/tmp/pwned-{MARK}', '/var/tmp/pwn
             ),
             None,
             1,
-            "graded",
+            "out of memory in test_add",
+        ),
+        # the hog stays referenced: the kernel lives on, crippled; a fresh kernel without the
+        # cell grades the other part
+        "memory_kept": (
+            answers("hog = []\nwhile True:\n    hog.append(bytearray(1_000_000))"),
+            None,
+            1,
+            "out of memory in add (re-run in a fresh kernel without it)",
         ),
         "os_exit": (answers("import os\nos._exit(1)"), None, 1, "kernel died in add"),
         "segfault": (
@@ -217,9 +230,8 @@ for path in ({course_s + "/pwned-" + MARK!r}, '/tmp/pwned-{MARK}', '/var/tmp/pwn
     }
 
 
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("course") / "course", with_03=True)
+def write_class(course: Path) -> tuple[Path, dict]:
+    """The class of _students, written as nbgrader's submitted layout under course/submissions."""
     subs = course / "submissions"
     students = _students(course)
     for student, (nb, name, _, _) in students.items():
@@ -235,7 +247,17 @@ def graded_class(tmp_path_factory):
             write_submission(subs, student, TINY, None, raw=nb)
         else:
             write_submission(subs, student, TINY, nb, name=name)
-    proc = grade_cmd(course, TINY, subs, "--jobs", "2", "--timeout", "6", "--memory", "1G")
+    return subs, students
+
+
+GRADE_ARGS = ("--timeout", "6", "--memory", "1G")
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    course = make_course(tmp_path_factory.mktemp("course") / "course", with_03=True)
+    subs, students = write_class(course)
+    proc = grade_cmd(course, TINY, subs, "--jobs", "2", *GRADE_ARGS)
     return course, students, proc
 
 
@@ -299,3 +321,101 @@ def test_feedback_per_student(graded_class):
         assert "test_add" in html or "add" in html
     good = (course / "graded" / TINY / "good" / f"{TINY}.html").read_text()
     assert "3.0" in good or "3 / 3" in good or "Score: 3" in good
+
+
+# What attn-course grade decides about files before nbgrader reads them (which notebook is the
+# student's, whether it is one): plain nbgrader sees a missing notebook in each of these.
+FILE_LEVEL = {"not_json", "renamed", "missing", "other_assignment"}
+
+
+@pytest.fixture(scope="module")
+def plain_class(graded_class, tmp_path_factory):
+    """The same class through plain `nbgrader autograde`, one batch, with the course's plugin
+    switched on by its nbgrader_config.py (configure(c)) and the same limits."""
+    course, students, _ = graded_class
+    plain = make_course(tmp_path_factory.mktemp("plain") / "course", with_03=True)
+    with (plain / "nbgrader_config.py").open("a") as fh:
+        fh.write(
+            "from attn_course.grading import configure\nconfigure(c)\n"
+            "c.GradingExecute.timeout = 6\nc.GradingExecute.memory = '1G'\n"
+        )
+    shutil.copytree(course / "submissions", plain / "submitted")
+    db = f"sqlite:///{plain / 'plain.db'}"
+    runs = []
+    for cmd in (["generate_assignment", TINY, "--force"], ["autograde", TINY, "--force"]):
+        runs.append(
+            subprocess.run(
+                [str(BIN / "nbgrader"), *cmd, f"--db={db}"],
+                cwd=plain,
+                capture_output=True,
+                text=True,
+                env=_env(),
+                timeout=900,
+            )
+        )
+    return plain, db, runs
+
+
+def test_plain_nbgrader_with_the_plugin_grades_every_case_alike(graded_class, plain_class):
+    from nbgrader.api import Gradebook
+
+    course, students, _ = graded_class
+    plain, db, runs = plain_class
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    # the batch is not stopped by any submission (stock nbgrader stops at a duplicated cell);
+    # the only errors are the files that are no notebook of this assignment under its name
+    import re
+
+    failed = set(re.findall(r"processing assignment 'tiny' for student '(\w+)'", runs[1].stderr))
+    assert failed <= FILE_LEVEL, runs[1].stderr[-5000:]
+    rows = read_csv(course / "graded" / TINY / "grades.csv")
+    ours = gradebook_grades(f"sqlite:///{course / 'gradebook.db'}", TINY)
+    theirs = gradebook_grades(db, TINY)
+    cases = sorted(set(students) - FILE_LEVEL)
+    for student in cases:
+        mine = {k: v for k, v in ours.items() if k[0] == student}
+        plain_scores = {k: v for k, v in theirs.items() if k[0] == student}
+        assert plain_scores == mine, (student, rows[student]["status"])
+    with Gradebook(db) as gb:
+        plain_flags = {
+            s.student.id: any(nb.flagged for nb in s.notebooks)
+            for s in gb.find_assignment(TINY).submissions
+        }
+    for student in cases:
+        assert plain_flags[student] == (rows[student]["flagged"] == "yes"), student
+    # the kernels talk over unix sockets (IPC): no "running over TCP without encryption"
+    assert "without encryption" not in runs[1].stderr
+    # the reasons reach nbgrader's own log too
+    assert "monkeypatching undone before the tests" in runs[1].stderr
+    assert "test_add deleted (restored)" in runs[1].stderr
+
+
+def test_grading_log_says_what_happened_to_this_student(graded_class):
+    course, _, proc = graded_class
+    logs = {
+        s: (course / "graded" / TINY / s / "grading.log").read_text()
+        for s in ("good", "untouched", "patch_names", "test_deleted", "kill_guard", "os_exit")
+    }
+    for student, log in logs.items():
+        assert "Attribute 'checksum'" not in log, (student, log)
+    assert "monkeypatching undone before the tests: numpy.isclose" in logs["patch_names"]
+    assert "test_add deleted (restored)" in logs["test_deleted"]
+    assert "score withheld" in logs["kill_guard"]
+    assert "kernel died in add" in logs["os_exit"]
+
+
+def test_a_grading_error_reaches_the_log_and_the_summary(tmp_path):
+    """Result.error (the traceback) is written to grading.log and named in the summary."""
+    import io
+
+    from attn_course.grading.batch import print_summary, write_files
+    from attn_course.grading.sandbox import Sandbox
+    from attn_course.grading.worker import Result
+
+    r = Result("eve", TINY, status=["grading error: OSError: disk full"])
+    r.error = 'Traceback (most recent call last):\n  File "x.py", line 1\nOSError: disk full\n'
+    write_files(r, tmp_path / "eve", tmp_path / "autograded")
+    assert "OSError: disk full" in (tmp_path / "eve" / "grading.log").read_text()
+    out = io.StringIO()
+    print_summary([r], 1.0, 1, "local", Sandbox("rlimits"), {}, set(), out)
+    assert "Grading error for eve: OSError: disk full" in out.getvalue()

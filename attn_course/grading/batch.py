@@ -8,12 +8,15 @@ The parent process
    is not touched), plus once into a private SQLite *template* gradebook;
 2. finds the submissions (nbgrader's ``<student>/<assignment>/`` layout, or an
    LMS download mapped by nbgrader's ``zip_collect``);
-3. hands one submission at a time to each of N worker processes
-   (:mod:`attn_course.grading.worker`), each grading into its own copy of the
-   template;
-4. is the only writer of the course's gradebook: it copies each result into it
-   as soon as it arrives (SQLite or PostgreSQL, through nbgrader's ``Gradebook``);
-5. writes ``grades.csv`` and prints a summary.
+3. packs each submission into a :class:`~attn_course.grading.worker.GradingTask`
+   (its files and the template gradebook as bytes) and hands the tasks to N local
+   worker processes, or with ``--scheduler`` to a Dask cluster
+   (:mod:`attn_course.grading.cluster`);
+4. is the only writer of the course's gradebook and of every output file: it writes
+   each result as soon as it arrives (SQLite or PostgreSQL, through nbgrader's
+   ``Gradebook``). Writing is idempotent per (student, assignment): a result that
+   arrives twice is recorded once;
+5. merges ``grades.csv`` and prints a summary.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import zipfile
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean, median
 from time import monotonic
@@ -55,6 +58,7 @@ class GradeOptions:
     keep_work: bool = False
     progress: bool = True
     feedback: bool = True
+    scheduler: str | None = None  # tcp://HOST:PORT of a Dask scheduler (None: local pool)
 
 
 # --- speed: what every grading process does once ----------------------------------------
@@ -235,21 +239,6 @@ def assignment_cells(db_url: str, assignment: str) -> dict[str, list[str]]:
         return {nb.name: sorted(c.name for c in nb.source_cells) for nb in a.notebooks}
 
 
-def release_checksums(release: Path) -> dict[str, dict[str, str]]:
-    """notebook -> grade_id -> checksum of the cell as students received it."""
-    import nbformat
-
-    out = {}
-    for path in sorted(release.glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        out[path.stem] = {
-            c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["checksum"]
-            for c in nb.cells
-            if "checksum" in c.get("metadata", {}).get("nbgrader", {})
-        }
-    return out
-
-
 def other_assignments(course: Path, source: str, assignment: str) -> dict[str, list[str]]:
     """Graded cell ids of the course's other assignments (to recognise a wrong notebook)."""
     import nbformat
@@ -351,10 +340,13 @@ def _zip_collect(path: Path, assignment: str, tmp: Path, cfg, course: Path, rege
     return {p.name: p / assignment for p in sorted(submitted.iterdir()) if p.is_dir()}
 
 
-# --- the parent writes the gradebook ----------------------------------------------------
+# --- the parent writes the gradebook and the files ---------------------------------------
 
 
 def write_result(gb, result) -> None:
+    """One result into the gradebook, replacing what an earlier grading of the same
+    (student, assignment) wrote: idempotent. The flag is this grading's verdict, so the
+    gradebook never holds a flag that the score beside it does not explain."""
     from nbgrader.api import MissingEntry
 
     gb.update_or_create_student(result.student_id)
@@ -389,42 +381,80 @@ def write_result(gb, result) -> None:
     gb.db.commit()
 
 
-# --- the pool ---------------------------------------------------------------------------
+def write_files(result, feedback_dir: Path, autograded_root: Path) -> None:
+    """A result's files into place: the autograded notebooks (replacing an earlier run's),
+    the feedback HTML and ``grading.log``."""
 
-_SLOT = 0
+    def put(files: dict[str, bytes], folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for rel, data in files.items():
+            target = (folder / rel).resolve()
+            if folder.resolve() in target.parents:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+
+    if result.autograded:
+        put(result.autograded, autograded_root / result.student_id / result.assignment)
+    put(result.feedback, feedback_dir)
+    log = result.log or "".join(f"[WARNING] status: {s}\n" for s in result.status)
+    if result.error and result.error not in log:
+        log += "[ERROR] grading error:\n" + result.error
+    (feedback_dir / "grading.log").write_text(log or "[INFO] graded\n")
 
 
-def _init_worker(slots) -> None:
-    global _SLOT
-    _SLOT = slots.get()
-    lean_imports()
-    logging.getLogger("traitlets").setLevel(logging.ERROR)
+def record_all(stream, total: int, db_url: str, out_dir: Path, autograded_root: Path, progress):
+    """Write each (task, result) of ``stream`` as it arrives: gradebook row, autograded
+    notebooks, feedback, log. A student's second result (a task run twice) is ignored."""
     import warnings
 
+    from nbgrader.api import Gradebook
     from sqlalchemy.exc import SAWarning
+    from tqdm import tqdm
 
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
+    results = {}
+    bar = tqdm(
+        total=total,
+        unit="submission",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="grading",
+    )
+    with Gradebook(db_url) as gb:
+        for task, result in stream:
+            if task.student_id in results:
+                continue
+            write_result(gb, result)
+            write_files(result, out_dir / task.student_id, autograded_root)
+            results[task.student_id] = result
+            bar.update(1)
+            bar.set_postfix_str(
+                f"{task.student_id}: {result.score:g}/{result.max_score:g}", refresh=False
+            )
+    bar.close()
+    return results
+
+
+# --- running the tasks: a local pool -----------------------------------------------------
+
+
+def _init_worker() -> None:
     import attn_course.grading.worker  # noqa: F401  (import nbgrader once per worker)
 
 
-def _run(task):
-    from attn_course.grading.worker import grade_submission
-
-    task.slot = _SLOT
-    fast_private_sqlite(task.work_root)
-    prof_dir = os.environ.get("ATTN_GRADE_PROFILE")  # for developers: cProfile per submission
-    if not prof_dir:
-        return grade_submission(task)
-    import cProfile
-
-    prof = cProfile.Profile()
-    try:
-        return prof.runcall(grade_submission, task)
-    finally:
-        prof.dump_stats(os.path.join(prof_dir, f"{task.student_id}.prof"))
+def _warm() -> None:
+    pass
 
 
-def _crashed(task, why: str):
+def _new_pool(jobs: int) -> ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker)
+
+
+def crashed(task, why: str):
+    """The result of a task whose grading process died: zeros, flagged, with the reason."""
     from attn_course.grading.worker import Result
 
     r = Result(task.student_id, task.assignment)
@@ -433,12 +463,60 @@ def _crashed(task, why: str):
     return r
 
 
+def local_results(tasks, jobs: int, retried: set[str], pool=None):
+    """Yield (task, result) once per task, graded by ``jobs`` local processes. A task whose
+    process died is retried once in a fresh pool (its id goes into ``retried``)."""
+    from attn_course.grading.worker import grade_task
+
+    pending = list(tasks)
+    done_ids: set[str] = set()
+    while pending:
+        pool = pool or _new_pool(jobs)
+        broken = False
+        with pool:
+            futures = {pool.submit(grade_task, t): t for t in pending}
+            pending = []
+            remaining = set(futures)
+            while remaining and not broken:
+                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = futures[fut]
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if task.student_id in retried:
+                            result = crashed(
+                                task, "grading error: the grading process died twice on it"
+                            )
+                        else:
+                            retried.add(task.student_id)
+                            pending.append(task)
+                            continue
+                    except Exception as err:  # noqa: BLE001
+                        result = crashed(task, f"grading error: {type(err).__name__}: {err}")
+                    done_ids.add(task.student_id)
+                    yield task, result
+        pool = None  # a broken pool is replaced by a fresh one
+        if broken:
+            pending += [
+                futures[f]
+                for f in remaining
+                if futures[f].student_id not in done_ids and futures[f] not in pending
+            ]
+
+
+# --- the command -------------------------------------------------------------------------
+
+
 def grade(opts: GradeOptions, out=sys.stdout) -> list:
     """Grade every submission; returns the results (one per student). Raises SetupError."""
 
-    from attn_course.grading.sandbox import Limits, detect_sandbox, parse_memory
+    from attn_course.grading import put_bin_on_path
+    from attn_course.grading.sandbox import detect_sandbox, grading_slot, parse_memory
 
     t0 = monotonic()
+    put_bin_on_path()
     lean_imports()
     course = (opts.course or find_course()).resolve()
     cfg = load_course_config(course)
@@ -455,11 +533,12 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
             f"(known: {', '.join(known) or 'none'})"
         )
     try:
-        memory = parse_memory(opts.memory)
+        parse_memory(opts.memory)
     except ValueError as err:
         raise SetupError(str(err)) from err
     timeout = opts.timeout or int(
-        cfg.get("Execute", {}).get("timeout")
+        cfg.get("GradingExecute", {}).get("timeout")
+        or cfg.get("Execute", {}).get("timeout")
         or cfg.get("ExecutePreprocessor", {}).get("timeout")
         or 60
     )
@@ -472,22 +551,37 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         raise SetupError(f"SUBMISSIONS {opts.submissions} does not exist")
     if not os.access(opts.submissions, os.R_OK | (os.X_OK if opts.submissions.is_dir() else 0)):
         raise SetupError(f"SUBMISSIONS {opts.submissions} is not readable")
-    db_url = database_url(opts.db or f"sqlite:///{course / 'gradebook.db'}")
+    course_db = database_url(f"sqlite:///{course / 'gradebook.db'}")
+    db_url = database_url(opts.db or course_db)
     out_dir = (opts.out or course / "graded" / opts.assignment).resolve()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SetupError(f"cannot create --out {out_dir}: {err}") from err
+    # the autograded notebooks go with the gradebook that holds their scores: the course's
+    # autograded/ for the course's gradebook (formgrader, generate_feedback), else into --out
+    if db_url == course_db:
+        autograded_root = course / cfg.CourseDirectory.get("autograded_directory", "autograded")
+    else:
+        autograded_root = out_dir / "autograded"
 
-    # start the workers now: they import nbgrader while this process sets up the gradebook
-    pool = _new_pool(jobs)
-    for _ in range(jobs):
-        pool.submit(_warm)
-    from attn_course.grading.worker import Task
+    client = pool = None
+    if opts.scheduler:
+        from attn_course.grading.cluster import connect
 
-    tmp = Path(tempfile.mkdtemp(prefix="attn-grade-"))
-    os.chmod(tmp, 0o711)  # kernels run under other uids and must reach their own box inside
+        client = connect(opts.scheduler)  # SetupError if unreachable
+        workers = client.worker_count()
+    else:
+        # start the workers now: they import nbgrader while this process sets up the gradebook
+        pool = _new_pool(jobs)
+        for _ in range(jobs):
+            pool.submit(_warm)
+        workers = jobs
+    from attn_course.grading.worker import GradingTask, read_files
+
+    tmp = Path(tempfile.mkdtemp(prefix="attn-grade-setup-"))
     fast_private_sqlite(str(tmp))
+    retried: set[str] = set()
     try:
         try:
             ensure_schema(db_url)
@@ -505,170 +599,106 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         if not students:
             raise SetupError(f"no student folders in {opts.submissions}")
         others = other_assignments(course, source, opts.assignment)
-        checksums = release_checksums(tmp / "release2" / opts.assignment)
-        limits = Limits(timeout=timeout, memory=memory, cpu=max(1800, 30 * timeout))
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        autograded_root = course / cfg.CourseDirectory.get("autograded_directory", "autograded")
-        plain_cfg = _plain(cfg)
+        task_cfg = _plain(cfg)
+        task_cfg.setdefault("GradingExecute", {}).update(
+            timeout=timeout,
+            memory=str(opts.memory),
+            cpu_seconds=max(1800, 30 * timeout),
+            threads=max(1, (os.cpu_count() or 1) // jobs) if client is None else 1,
+            course_root=str(course),  # never mounted in a kernel, on machines where it exists
+        )
+        gradebook = template.read_bytes()
+        source_files = {
+            str(p.relative_to(source_dir)): p.read_bytes()
+            for p in sorted(source_dir.rglob("*"))
+            if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts
+        }
         tasks = [
-            Task(
+            GradingTask(
                 student_id=sid,
                 assignment=opts.assignment,
-                submission=str(folder) if folder is not None else None,
+                files=read_files(folder),
                 notebooks=cells,
                 others=others,
-                release_checksums=checksums,
-                source_dir=str(source_dir),
-                template_db=str(template),
-                work_root=str(tmp),
-                autograded_dir=str(autograded_root / sid / opts.assignment),
-                feedback_dir=str(out_dir / sid),
-                course_root=str(course),
-                config=plain_cfg,
-                limits=asdict(limits),
-                threads=threads,
-                keep_work=opts.keep_work,
+                source_files=source_files,
+                gradebook=gradebook,
+                config=task_cfg,
                 feedback=opts.feedback,
-                prestart=i < len(students) - jobs,  # the last ones have no successor
+                keep_work=opts.keep_work,
+                prestart=i < len(students) - workers,  # the last ones have no successor
             )
             for i, (sid, folder) in enumerate(students.items())
         ]
-        sandbox = detect_sandbox(0, course)
-        results = _run_pool(tasks, jobs, db_url, opts.progress, pool)
+        sandbox = detect_sandbox(grading_slot(), course)
+        if client is not None:
+            stream = client.results(tasks, retried)
+        else:
+            stream = local_results(tasks, jobs, retried, pool)
+        by_student = record_all(stream, len(tasks), db_url, out_dir, autograded_root, opts.progress)
     finally:
-        pool.shutdown(cancel_futures=True)
-        if not opts.keep_work:
-            shutil.rmtree(tmp, ignore_errors=True)
-    elapsed = monotonic() - t0
-    write_csv(out_dir / "grades.csv", results, cells)
-    print_summary(results, elapsed, jobs, sandbox, out_dir, db_url, out)
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if client is not None:
+            client.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    results = [by_student[t.student_id] for t in tasks]
+    write_csv(out_dir / "grades.csv", results)
+    where = {
+        "grades": out_dir / "grades.csv",
+        "feedback and grading.log": f"{out_dir}/<student_id>/",
+        "autograded notebooks": f"{autograded_root}/<student_id>/{opts.assignment}/",
+        "gradebook": db_url.split("@")[-1],
+    }
+    engine = f"Dask cluster {opts.scheduler}" if opts.scheduler else "local"
+    print_summary(results, monotonic() - t0, workers, engine, sandbox, where, retried, out)
     return results
-
-
-def _warm() -> None:
-    pass
-
-
-def _new_pool(jobs: int) -> ProcessPoolExecutor:
-    ctx = multiprocessing.get_context("spawn")
-    slots = ctx.Queue()
-    for i in range(jobs):
-        slots.put(i)
-    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(slots,))
-
-
-def _run_pool(tasks, jobs, db_url, progress, pool=None):
-    from nbgrader.api import Gradebook
-    from tqdm import tqdm
-
-    results = {}
-    pending = list(tasks)
-    retried: set[str] = set()
-    bar = tqdm(
-        total=len(tasks),
-        unit="submission",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        desc="grading",
-    )
-    import warnings
-
-    from sqlalchemy.exc import SAWarning
-
-    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
-    with Gradebook(db_url) as gb:
-        while pending:
-            broken = False
-            pool = pool or _new_pool(jobs)
-            with pool:
-                futures = {pool.submit(_run, t): t for t in pending}
-                pending = []
-                remaining = set(futures)
-                while remaining:
-                    done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        task = futures[fut]
-                        try:
-                            result = fut.result()
-                        except BrokenProcessPool:
-                            broken = True
-                            if task.student_id in retried:
-                                result = _crashed(
-                                    task,
-                                    "grading error: the grading worker "
-                                    "crashed twice on this submission",
-                                )
-                            else:
-                                retried.add(task.student_id)
-                                pending.append(task)
-                                continue
-                        except Exception as err:  # noqa: BLE001
-                            result = _crashed(task, f"grading error: {type(err).__name__}: {err}")
-                        write_result(gb, result)
-                        results[task.student_id] = result
-                        bar.update(1)
-                        bar.set_postfix_str(
-                            f"{task.student_id}: {result.score:g}/{result.max_score:g}",
-                            refresh=False,
-                        )
-                    if broken:
-                        break
-            pool = None  # a broken pool is replaced by a fresh one
-            if broken:
-                pending += [
-                    futures[f]
-                    for f in remaining
-                    if futures[f].student_id not in results and futures[f] not in pending
-                ]
-    bar.close()
-    return [results[t.student_id] for t in tasks]
 
 
 # --- reporting --------------------------------------------------------------------------
 
+CSV_HEAD = ["student_id", "assignment", "score", "max_score", "status", "flagged", "seconds"]
 
-def write_csv(path: Path, results, cells: dict[str, list[str]]) -> None:
-    grade_ids = []
+
+def write_csv(path: Path, results) -> None:
+    """``grades.csv``: one row per student. Rows of students not graded in this run are kept
+    (grading one late student updates that student's row only)."""
+    rows: dict[str, dict[str, str]] = {}
+    grade_ids: list[str] = []
+    if path.is_file():
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            grade_ids = [f for f in reader.fieldnames or [] if f not in CSV_HEAD]
+            rows = {r["student_id"]: r for r in reader if r.get("student_id")}
     for r in results:
         for data in r.notebooks.values():
             for gid in data["grades"]:
                 if gid not in grade_ids:
                     grade_ids.append(gid)
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "student_id",
-                "assignment",
-                "score",
-                "max_score",
-                "status",
-                "flagged",
-                "seconds",
-                *grade_ids,
-            ]
-        )
-        for r in sorted(results, key=lambda r: r.student_id):
-            per = {}
-            for data in r.notebooks.values():
-                for gid, g in data["grades"].items():
-                    per[gid] = "" if g["auto_score"] is None else f"{g['auto_score']:g}"
-            w.writerow(
-                [
-                    r.student_id,
-                    r.assignment,
-                    f"{r.score:g}",
-                    f"{r.max_score:g}",
-                    r.status_text(),
-                    "yes" if r.flagged else "",
-                    f"{r.seconds:.1f}",
-                    *(per.get(g, "0") for g in grade_ids),
-                ]
-            )
+    for r in results:
+        per = {}
+        for data in r.notebooks.values():
+            for gid, g in data["grades"].items():
+                per[gid] = "" if g["auto_score"] is None else f"{g['auto_score']:g}"
+        rows[r.student_id] = {
+            "student_id": r.student_id,
+            "assignment": r.assignment,
+            "score": f"{r.score:g}",
+            "max_score": f"{r.max_score:g}",
+            "status": r.status_text(),
+            "flagged": "yes" if r.flagged else "",
+            "seconds": f"{r.seconds:.1f}",
+            **{g: per.get(g, "0") for g in grade_ids},
+        }
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*CSV_HEAD, *grade_ids], restval="")
+        w.writeheader()
+        for sid in sorted(rows):
+            w.writerow(rows[sid])
+    tmp.replace(path)
 
 
-def print_summary(results, elapsed, jobs, sandbox, out_dir, db_url, out) -> None:
+def print_summary(results, elapsed, workers, engine, sandbox, where, retried, out) -> None:
     n = len(results)
     scores = [r.score for r in results]
     max_score = max((r.max_score for r in results), default=0.0)
@@ -678,8 +708,9 @@ def print_summary(results, elapsed, jobs, sandbox, out_dir, db_url, out) -> None
             kinds[s.split(":")[0].split(" (")[0]] += 1
     lines = [
         "",
-        f"Graded {n} submission{'s' * (n != 1)} in {elapsed:.1f} s with {jobs} worker"
-        f"{'s' * (jobs != 1)} ({elapsed / max(n, 1):.2f} s per submission; kernels boxed by "
+        f"Graded {n} submission{'s' * (n != 1)} in {elapsed:.1f} s with {workers} worker"
+        f"{'s' * (workers != 1)}{'' if engine == 'local' else ' on the ' + engine} "
+        f"({elapsed / max(n, 1):.2f} s per submission; kernels boxed by "
         f"{sandbox.kind}{', unprivileged uid' if sandbox.uid is not None else ''}).",
     ]
     if n:
@@ -696,10 +727,20 @@ def print_summary(results, elapsed, jobs, sandbox, out_dir, db_url, out) -> None
             f"Flagged for review ({len(flagged)}): {', '.join(flagged[:10])}"
             + (" ..." if len(flagged) > 10 else "")
         )
+    if retried:
+        lines.append(
+            f"Retried after their grading process died ({len(retried)}): "
+            + ", ".join(sorted(retried))
+        )
+    errors = [r for r in results if r.error]
+    for r in errors[:10]:
+        last = r.error.strip().splitlines()[-1] if r.error.strip() else "?"
+        lines.append(f"Grading error for {r.student_id}: {last}")
+    if errors:
+        lines.append("  (full tracebacks in each student's grading.log)")
     for note in sandbox.notes:
         lines.append(f"Warning: {note}")
-    lines.append(
-        f"Grades: {out_dir / 'grades.csv'}; feedback: {out_dir}/<student_id>/; "
-        f"gradebook: {db_url.split('@')[-1]}"
-    )
+    lines.append("Written:")
+    for what, path in where.items():
+        lines.append(f"  {what}: {path}")
     print("\n".join(lines), file=out)

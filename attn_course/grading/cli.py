@@ -14,7 +14,6 @@ with ``set_defaults(func=...)``; :func:`main` dispatches on it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -80,6 +79,12 @@ def _add_grade(sub) -> None:
         action="store_true",
         help="skip the feedback HTML (faster; e.g. for test batches)",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        default=None,
+        help="grade on the workers of this Dask scheduler instead of local processes",
+    )
     p.set_defaults(func=_grade)
 
 
@@ -99,6 +104,7 @@ def _grade(args) -> int:
         keep_work=args.keep_work,
         progress=not args.no_progress,
         feedback=not args.no_feedback,
+        scheduler=args.scheduler,
     )
     grade(opts)
     return 0
@@ -132,11 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_grade(sub)
     _add_check(sub)
     args = parser.parse_args(argv)
-    # nbgrader runs `alembic` and Jupyter starts `python`: this interpreter's first
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    from attn_course.grading import put_bin_on_path
     from attn_course.grading.batch import SetupError
+
+    put_bin_on_path()  # nbgrader runs `alembic`, Jupyter starts `python`: this environment's
 
     try:
         return args.func(args)

@@ -20,22 +20,28 @@ needs on top:
 from __future__ import annotations
 
 import ast
+import atexit
 import copy
 import json
+import os
 import secrets
+import shutil
 import sys
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import monotonic
 
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient.client import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer, Unicode
 
-from attn_course.grading.sandbox import Limits, Sandbox
+from attn_course.grading.sandbox import Limits, Sandbox, detect_sandbox, grading_slot, parse_memory
 
 __all__ = ["ExecutionReport", "GradingExecute", "SandboxKernelManager"]
 
@@ -132,8 +138,56 @@ class ExecutionReport:
     undone: list[str] = field(default_factory=list)  # monkeypatching the guard undid
     guard_ok: bool = True
     guard_problem: str = ""
+    memory: list[int] = field(default_factory=list)  # cells that exhausted the memory
     kernel_starts: int = 0
     truncated: list[int] = field(default_factory=list)
+
+
+class KernelOutOfMemory(RuntimeError):
+    """A cell raised MemoryError: the notebook is re-run without it."""
+
+
+# --- a kernel booting for this process's next notebook ----------------------------------
+#
+# A kernel takes ~0.4 s to boot (Python, ipykernel, the guard). A process that grades many
+# notebooks boots the next one's kernel in a fresh, empty box while it renders feedback
+# (GradingExecute.prestart). The kernel has run nothing but its own start-up: it is as fresh
+# as one started on the spot, and serves one notebook only.
+
+_NEXT: list = []  # at most one (key, kernel manager, box)
+
+
+def take_prestarted(key: str):
+    """(kernel manager, box) prestarted with the same options, or (None, None)."""
+    if not _NEXT:
+        return None, None
+    k, km, box = _NEXT.pop()
+    try:
+        alive = k == key and run_sync(km.is_alive)()
+    except Exception:  # noqa: BLE001
+        alive = False
+    if not alive:
+        _shutdown(km)
+        shutil.rmtree(box.parent, ignore_errors=True)
+        return None, None
+    return km, box
+
+
+def _shutdown(km) -> None:
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # noqa: BLE001, S110  (it is being thrown away)
+        pass
+
+
+def drop_prestarted() -> None:
+    while _NEXT:
+        _, km, box = _NEXT.pop()
+        _shutdown(km)
+        shutil.rmtree(box.parent, ignore_errors=True)
+
+
+atexit.register(drop_prestarted)
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
@@ -165,22 +219,75 @@ def _imports_only(cell) -> str:
 
 
 class GradingExecute(Execute):
-    """nbgrader's Execute, run in a sandboxed kernel that may die without stopping the batch."""
+    """nbgrader's Execute, run in a sandboxed kernel that may die without stopping the batch.
 
+    Registered in ``Autograde.autograde_preprocessors`` by :func:`attn_course.grading.configure`
+    (in place of nbgrader's ``Execute``), so plain ``nbgrader autograde``, formgrader and
+    ``attn-course grade`` run every notebook alike. Its options are traitlets, set in
+    ``nbgrader_config.py`` like nbgrader's own ``Execute.timeout``::
+
+        c.GradingExecute.memory = "2G"
+        c.GradingExecute.boxed = True
+
+    Each notebook gets a fresh private box (a temporary folder holding a copy of the files
+    next to the notebook) unless the caller hands one in (``box``, ``run_dir``). What happened
+    while it ran is written to the notebook's metadata (``attn_course.execution``) and to
+    ``resources["attn_course"]``.
+    """
+
+    memory = Unicode(
+        "2G", help="Address-space limit of each grading kernel (RLIMIT_AS), e.g. 2G or 512M."
+    ).tag(config=True)
+    cpu_seconds = Integer(
+        0, help="CPU seconds per kernel (RLIMIT_CPU), a backstop; 0: max(1800, 30 x timeout)."
+    ).tag(config=True)
+    boxed = Bool(
+        True,
+        help="Run kernels inside bubblewrap where it works (else resource limits only). "
+        "False: resource limits and a fresh environment only.",
+    ).tag(config=True)
+    use_guard = Bool(
+        True, help="Load the monkeypatching guard in the kernel before the first cell."
+    ).tag(config=True)
+    threads = Integer(1, help="Threads per kernel (OMP_NUM_THREADS etc.).").tag(config=True)
+    max_kernel_starts = Integer(
+        4, help="Kernels per notebook: a cell that kills one is skipped in the next."
+    ).tag(config=True)
+    course_root = Unicode(
+        "",
+        help="The course folder, never visible to a kernel (default: the working folder, "
+        "where nbgrader runs).",
+    ).tag(config=True)
+
+    # set by a caller that prepared them (the self-check); otherwise derived from the traits
     sandbox: Sandbox | None = None
-    limits: Limits = Limits()
+    limits: Limits | None = None
     box: Path | None = None
     run_dir: Path | None = None
-    threads: int = 1
-    max_kernel_starts: int = 4
     prestarted = None  # a kernel manager whose kernel is already booting in ``box``
-    budget: float | None = None  # seconds for the whole notebook
-    use_guard: bool = True
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
         super().__init__(*args, **kwargs)
         self.report = ExecutionReport()
+
+    def resolved_limits(self) -> Limits:
+        if self.limits is not None:
+            return self.limits
+        timeout = int(self.timeout or 60)
+        return Limits(
+            timeout=timeout,
+            memory=parse_memory(self.memory),
+            cpu=self.cpu_seconds or max(1800, 30 * timeout),
+        )
+
+    def resolved_sandbox(self) -> Sandbox:
+        if self.sandbox is None:
+            root = Path(self.course_root or os.getcwd()).resolve()
+            slot = grading_slot()
+            self.sandbox = detect_sandbox(slot, root) if self.boxed else Sandbox("rlimits")
+            self.sandbox.course_root = root
+        return self.sandbox
 
     # --- kernel ---------------------------------------------------------------------------
     def create_kernel_manager(self):
@@ -189,16 +296,80 @@ class GradingExecute(Execute):
             return self.km
         self.km = self.kernel_manager_class(config=self.config)
         self.km.configure(
-            self.sandbox, self.limits, self.box, self.run_dir, self.threads, guard=self.use_guard
+            self.resolved_sandbox(),
+            self.limits,
+            self.box,
+            self.run_dir,
+            self.threads,
+            guard=self.use_guard,
         )
         return self.km
 
     # --- the notebook, with restarts ------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
+        """Run ``nb`` in a fresh box (unless one was handed in), then remove the box."""
+        self.limits = self.resolved_limits()
+        self.resolved_sandbox()
+        if self.box is not None:
+            return self._preprocess_boxed(nb, resources)
+        here = Path((resources or {}).get("metadata", {}).get("path") or ".")
+        if self.prestarted is None:
+            self.prestarted, self.box = take_prestarted(self._prestart_key())
+        tmp = None
+        if self.box is None:
+            tmp = Path(tempfile.mkdtemp(prefix="attn-box-"))
+            os.chmod(tmp, 0o711)  # a kernel under another uid must reach its box inside
+            self.box = tmp / "box"
+            (self.box / "home").mkdir(parents=True)
+        self.run_dir = self.box / "run"
+        # the files next to the notebook (data the tests read), copied before the first cell
+        shutil.copytree(
+            here, self.run_dir, ignore=shutil.ignore_patterns("*.ipynb"), dirs_exist_ok=True
+        )
+        self.resolved_sandbox().prepare_dir(self.box)
+        try:
+            return self._preprocess_boxed(nb, resources)
+        finally:
+            if self.prestarted is not None:  # never reached the kernel
+                _shutdown(self.prestarted)
+                self.prestarted = None
+            shutil.rmtree(tmp or self.box.parent, ignore_errors=True)
+            self.box = self.run_dir = None
+
+    def _prestart_key(self) -> str:
+        return json.dumps(
+            [self.resolved_limits(), self.threads, self.use_guard, self.boxed, self.course_root],
+            default=str,
+        )
+
+    def prestart(self) -> None:
+        """Boot a kernel for this process's next notebook, in a fresh, empty box of its own,
+        while this process does other work (renders feedback). A later :meth:`preprocess`
+        with the same options takes it; its files are copied in before its first cell."""
+        self.limits = self.resolved_limits()
+        self.resolved_sandbox()
+        drop_prestarted()
+        holder = Path(tempfile.mkdtemp(prefix="attn-box-"))
+        os.chmod(holder, 0o711)
+        box = holder / "box"
+        (box / "run").mkdir(parents=True)
+        (box / "home").mkdir()
+        self.box, self.run_dir = box, box / "run"
+        try:
+            km = self.create_kernel_manager()
+            with open(holder / "kernel.log", "ab") as log:
+                self.start_new_kernel(cwd=str(box / "run"), stdout=log, stderr=log)
+        except Exception:  # noqa: BLE001  (the next notebook starts its own kernel)
+            shutil.rmtree(holder, ignore_errors=True)
+            return
+        finally:
+            self.box = self.run_dir = None
+        _NEXT.append((self._prestart_key(), km, box))
+
+    def _preprocess_boxed(self, nb, resources):
         self.timeout = self.limits.timeout
         self.shutdown_kernel = "immediate"
-        budget = self.budget or max(600.0, 10.0 * self.limits.timeout)
-        self._deadline = monotonic() + budget
+        self._deadline = monotonic() + max(600.0, 10.0 * self.limits.timeout)
         self.report = ExecutionReport()
         original = copy.deepcopy(nb)
         self._skip: dict[int, tuple[str, str]] = {}
@@ -209,18 +380,26 @@ class GradingExecute(Execute):
             self.report.kernel_starts += 1
             try:
                 out, resources = self._run_once(work, resources)
-                return out, resources
+                return self._record(out, resources)
             except (DeadKernelError, CellTimeoutError, TimeoutError, RuntimeError) as err:
                 index = self._current
                 if index is None:  # the kernel did not even start
                     raise
-                if isinstance(err, DeadKernelError):
+                if isinstance(err, KernelOutOfMemory):
+                    why = (
+                        "MemoryError",
+                        "this cell exhausted the kernel's memory; the notebook was run again "
+                        "in a fresh kernel without this cell",
+                    )
+                    self.report.memory.append(index)
+                elif isinstance(err, DeadKernelError):
                     why = (
                         "KernelDied",
                         "the kernel died while running this cell (os._exit, "
                         "sys.exit in a thread, a crash, or the memory limit); the notebook "
                         "was run again in a fresh kernel without this cell",
                     )
+                    self.report.deaths.append(index)
                 else:
                     why = (
                         "CellTimeoutError",
@@ -228,11 +407,20 @@ class GradingExecute(Execute):
                         "and did not stop when interrupted; the notebook was run again in a "
                         "fresh kernel without this cell",
                     )
+                    self.report.hangs.append(index)
                 self._skip[index] = why
-                (self.report.deaths if why[0] == "KernelDied" else self.report.hangs).append(index)
                 if self.report.kernel_starts >= self.max_kernel_starts:
                     self._give_up(work, index)
-                    return work, resources
+                    return self._record(work, resources)
+
+    def _record(self, nb, resources):
+        """The report travels with the notebook (into nbgrader's autograded copy) and in
+        ``resources`` (to the later preprocessors of this pipeline)."""
+        report = asdict(self.report)
+        nb.metadata.setdefault("attn_course", {})["execution"] = report
+        if resources is not None:
+            resources.setdefault("attn_course", {})["execution"] = report
+        return nb, resources
 
     def _give_up(self, work, index):
         """Too many kernel deaths: the rest of the notebook is not run."""
@@ -252,7 +440,9 @@ class GradingExecute(Execute):
         self.report.guard_ok = True
 
     def _run_once(self, nb, resources):
+        limits = self.limits
         NotebookClient.__init__(self, nb, None)
+        self.limits = limits
         self.timeout = self.limits.timeout  # __init__ re-read the course config's timeout
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
@@ -310,10 +500,14 @@ class GradingExecute(Execute):
     def on_cell_executed(self, **kwargs):
         super().on_cell_executed(**kwargs)
         reply = kwargs["execute_reply"]
+        index = kwargs["cell_index"]
         if reply["content"].get("ename") == "CellTimeoutError":
-            index = kwargs["cell_index"]
             if index not in self.report.timeouts:
                 self.report.timeouts.append(index)
+        elif reply["content"].get("ename") == "MemoryError" and index not in self._skip:
+            # the kernel lives on crippled (later imports and allocations fail): treat it
+            # like a death, so the other parts are graded in a fresh kernel
+            raise KernelOutOfMemory(index)
 
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "stream":

@@ -12,7 +12,14 @@
   empty metadata dict behind.
 - :class:`SaveAutoGradesFair` is nbgrader's ``SaveAutoGrades`` except that text
   on stderr does not zero a test cell: only an error does. A warning printed
-  by a correct answer keeps its points.
+  by a correct answer keeps its points. It also applies the grading guard's
+  verdict (from :class:`~attn_course.grading.execute.GradingExecute`'s report):
+  a removed guard withholds the notebook's score; undone monkeypatching flags it.
+  The flag is decided afresh at every grading, so it always explains the score.
+
+What each of them did travels with the notebook, in its metadata under
+``attn_course`` (``repairs``, ``execution``, ``verdict``), and is logged through
+nbgrader's log, so plain ``nbgrader autograde`` says it too.
 """
 
 from __future__ import annotations
@@ -23,23 +30,39 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, SaveAutoGrades
 
-__all__ = ["RepairSubmission", "SaveAutoGradesFair"]
+__all__ = ["RepairSubmission", "SaveAutoGradesFair", "report_of"]
+
+
+def report_of(nb) -> dict:
+    """What the course's preprocessors recorded in ``nb`` (``repairs``, ``execution``, ...)."""
+    return nb.get("metadata", {}).get("attn_course", {})
 
 
 class RepairSubmission(NbGraderPreprocessor):
     """Make a submitted notebook's nbgrader metadata consistent with the gradebook.
 
-    Register an instance: what it changed is appended to ``changes`` (nbconvert deep-copies
-    ``resources``, so they cannot carry it back); ``release_checksums`` maps grade ids to the
-    checksums of the cells as students received them (hidden tests removed).
+    What it changed is written to the notebook's metadata (``attn_course.repairs``, read by
+    the next step of nbgrader's pipeline and by ``attn-course grade``) and to ``changes``.
+    A locked cell counts as unedited if it matches the instructor's version or the one
+    students received (hidden tests removed by nbgrader's own ``ClearHiddenTests``).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.changes: list[str] = []
-        self.release_checksums: dict[str, str] = {}
+
+    def _release_checksum(self, src, fresh) -> str:
+        cell = NotebookNode(
+            cell_type=src.cell_type,
+            source=src.source,
+            metadata=NotebookNode(nbgrader=NotebookNode(fresh)),
+        )
+        if src.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell, _ = ClearHiddenTests(parent=self).preprocess_cell(cell, {}, 0)
+        return utils.compute_checksum(cell)
 
     def preprocess(self, nb, resources):
         notebook_id = resources["nbgrader"]["notebook"]
@@ -126,7 +149,7 @@ class RepairSubmission(NbGraderPreprocessor):
             if src.locked and cell.cell_type == src.cell_type:
                 probe = NotebookNode(cell)
                 probe.metadata = NotebookNode(nbgrader=fresh)
-                released = self.release_checksums.get(grade_id)
+                released = self._release_checksum(src, fresh)
                 if utils.compute_checksum(probe) not in (src.checksum, released):
                     changes.append(f"{grade_id} edited (restored)")
             elif cell.cell_type != src.cell_type:
@@ -171,11 +194,45 @@ class RepairSubmission(NbGraderPreprocessor):
             )
             nb.cells.insert(position, cell)
             changes.append(f"{grade_id} deleted (restored)")
+        changes[:] = list(dict.fromkeys(changes))
+        nb.metadata.setdefault("attn_course", {})["repairs"] = list(changes)
+        for change in changes:
+            self.log.warning("%s: %s", notebook_id, change)
         return nb, resources
 
 
 class SaveAutoGradesFair(SaveAutoGrades):
-    """SaveAutoGrades, scoring a test cell by its errors only (stderr text is not an error)."""
+    """SaveAutoGrades, scoring a test cell by its errors only (stderr text is not an error),
+    then applying the guard's verdict to the gradebook (score withheld, flagged)."""
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)
+        execution = report_of(nb).get("execution", {})
+        undone = list(execution.get("undone", []))
+        guard_ok = bool(execution.get("guard_ok", True))
+        with Gradebook(self.db_url) as gb:
+            sub = gb.find_submission_notebook(self.notebook_id, self.assignment_id, self.student_id)
+            if not guard_ok:
+                for grade in sub.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+            sub.flagged = bool(undone) or not guard_ok
+            gb.db.commit()
+        verdict = {"flagged": bool(undone) or not guard_ok, "withheld": not guard_ok}
+        nb.metadata.setdefault("attn_course", {})["verdict"] = verdict
+        if undone:
+            self.log.warning(
+                "%s: monkeypatching undone before the tests: %s (flagged for review)",
+                self.notebook_id,
+                ", ".join(undone),
+            )
+        if not guard_ok:
+            self.log.warning(
+                "%s: score withheld: %s (flagged for review)",
+                self.notebook_id,
+                execution.get("guard_problem", "the grading guard failed"),
+            )
+        return nb, resources
 
     def _add_score(self, cell, resources):
         probe = NotebookNode(cell)

@@ -18,7 +18,6 @@ import argparse
 import ast
 import importlib
 import inspect
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import textwrap
 from pathlib import Path
 
 import nbformat
+
+from attn_course.grading import nbgrader_env
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: attn_course/grading/release.py
 SOURCE = ROOT / "solutions"
@@ -96,14 +97,6 @@ def sync_solutions(assignment: str, source: Path = SOURCE, write: bool = True) -
 def assignments(source: Path = SOURCE) -> list[str]:
     """Every assignment folder in ``solutions/`` (those holding at least one notebook)."""
     return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
-
-
-def nbgrader_env() -> dict[str, str]:
-    """The environment for nbgrader subprocesses: this interpreter's bin/ first on PATH,
-    so ``alembic`` and the ``python3`` kernel resolve to this environment, activated or not."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
 
 
 def make_course(course: Path, assignment: str, source: Path = SOURCE) -> Path:

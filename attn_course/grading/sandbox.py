@@ -24,9 +24,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Limits", "Sandbox", "detect_sandbox", "parse_memory"]
+__all__ = ["Limits", "Sandbox", "detect_sandbox", "grading_slot", "parse_memory"]
 
 GRADER_UID_BASE = 61000
+MAX_SLOTS = 256
 
 
 def parse_memory(text: str | int) -> int:
@@ -130,11 +131,6 @@ class Sandbox:
     course_root: Path | None = None
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def owner(self) -> int | None:
-        """The uid that must own the kernel's writable folders (None: the grader's own)."""
-        return self.uid
-
     def prepare_dir(self, path: Path) -> None:
         """Make ``path`` (and everything in it) writable by the kernel and by nobody else."""
         if self.uid is None:
@@ -214,10 +210,10 @@ class Sandbox:
         return [*prlimit, *args]
 
 
-def detect_sandbox(slot: int, course_root: Path | None, allow_bwrap: bool = True) -> Sandbox:
+def detect_sandbox(slot: int, course_root: Path | None) -> Sandbox:
     """The strongest box this machine offers to a worker in ``slot`` (0, 1, ...)."""
     notes = []
-    if allow_bwrap and _bwrap_works():
+    if _bwrap_works():
         uid = None
         if os.geteuid() == 0:
             if shutil.which("setpriv"):
@@ -230,3 +226,31 @@ def detect_sandbox(slot: int, course_root: Path | None, allow_bwrap: bool = True
         "limits only and can read every file this user can read"
     )
     return Sandbox("rlimits", None, course_root, notes)
+
+
+_SLOT: list = []  # (slot number, the open lock file that holds it) of this process
+
+
+def grading_slot() -> int:
+    """This process's slot on this machine (0, 1, ...): its kernels run as ``61000 + slot``.
+
+    Every process that grades (a pool worker, a Dask worker, plain ``nbgrader autograde``)
+    holds an exclusive ``flock`` on ``/tmp/attn-grade-slot-N`` for the first free N while it
+    lives, so two graders on one machine never share a uid, whoever started them. The kernel
+    closes the lock's descriptor (``close_fds``), so it cannot hold a slot after its grader.
+    """
+    import fcntl
+
+    if not _SLOT:
+        for n in range(MAX_SLOTS):
+            fh = open(f"/tmp/attn-grade-slot-{n}", "a")  # noqa: SIM115  (held for life)
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                continue
+            _SLOT.append((n, fh))
+            break
+        else:
+            raise RuntimeError(f"more than {MAX_SLOTS} grading processes on this machine")
+    return _SLOT[0][0]

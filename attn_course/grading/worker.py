@@ -1,10 +1,18 @@
-"""Grading one submission, in a worker process of the batch.
+"""Grading one submission: a :class:`GradingTask` in, a :class:`Result` out.
 
-The worker never touches the course's gradebook. It grades into a private
-SQLite copy of the assignment's gradebook entries with nbgrader's own
-``Autograde`` converter (our preprocessors slotted into its pipeline), renders
-the feedback with nbgrader's ``GenerateFeedback``, and returns the scores; the
-parent process writes them into the real gradebook (SQLite or PostgreSQL).
+A task is the portable unit of work: it carries as data everything grading needs (the
+student's files as bytes, the assignment's non-notebook files, a SQLite gradebook holding the
+assignment's cells, the course's nbgrader config) and uses no path of the process that made
+it and no state of this module. Any process with the course environment installed grades
+any task (:func:`grade_task`): a local pool worker, or a Dask worker on another machine
+(:mod:`attn_course.grading.cluster`). The result carries back what was produced: scores,
+comments, flags, status, the autograded notebooks, the feedback HTML and the log.
+
+Inside, it is plain nbgrader: its ``Autograde`` converter, driven through its public
+``start()``, with the course's preprocessors registered by
+:func:`attn_course.grading.configure` (the same plugin ``nbgrader autograde`` runs), grading
+into a private copy of the gradebook; then ``GenerateFeedback``. The worker never touches
+the course's gradebook: the parent process writes the result into it.
 """
 
 from __future__ import annotations
@@ -13,61 +21,44 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic
 
 import nbformat
-from jupyter_core.utils import run_sync
-from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbconvert.writers import FilesWriter
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
-    ClearOutput,
-    DeduplicateIds,
-    IgnorePattern,
-    LimitOutput,
-    OverwriteCells,
-    OverwriteKernelspec,
-)
 from traitlets.config import Config
 
+from attn_course.grading import configure
 from attn_course.grading.execute import GradingExecute
-from attn_course.grading.preprocessors import RepairSubmission, SaveAutoGradesFair, zero_notebook
-from attn_course.grading.sandbox import Limits, detect_sandbox
+from attn_course.grading.preprocessors import report_of, zero_notebook
 
-__all__ = ["Task", "Result", "grade_submission"]
+__all__ = ["GradingTask", "Result", "grade_task", "read_files"]
 
 MAX_EXTRA_FILE = 50 * 2**20  # extra files a student hands in are copied up to this size
 
 
 @dataclass
-class Task:
+class GradingTask:
+    """One student's submission of one assignment, with everything needed to grade it."""
+
     student_id: str
     assignment: str
-    submission: str | None  # the student's folder for this assignment (None: nothing handed in)
+    files: dict[str, bytes] | None  # the hand-in: relative path -> bytes (None: nothing)
     notebooks: dict[str, list[str]]  # expected notebook name -> its graded cell ids
     others: dict[str, list[str]]  # other assignments: name -> all their graded cell ids
-    release_checksums: dict[str, dict[str, str]]  # notebook -> grade_id -> student version's
-    source_dir: str  # the assignment in the course's source folder (non-notebook files)
-    template_db: str  # a SQLite gradebook holding this assignment (no students)
-    work_root: str
-    autograded_dir: str  # where the autograded notebooks go (course/autograded/<s>/<a>)
-    feedback_dir: str  # where the feedback HTML goes
-    course_root: str
-    config: dict  # nbgrader config of the course (plain dict)
-    limits: dict
-    threads: int = 1
-    slot: int = 0
-    keep_work: bool = False
+    source_files: dict[str, bytes]  # the assignment's non-notebook files (data the tests read)
+    gradebook: bytes  # a SQLite gradebook holding this assignment (no students)
+    config: dict  # the course's nbgrader config (plain dict; configure() is applied on top)
     feedback: bool = True
-    prestart: bool = False  # more submissions will follow: boot the next kernel early
+    prestart: bool = False  # more tasks will follow in this process: boot the next kernel
+    keep_work: bool = False  # keep the work folder (its path is in the log)
 
 
 @dataclass
@@ -81,11 +72,52 @@ class Result:
     timestamp: str | None = None
     notebooks: dict = field(default_factory=dict)  # name -> {grades, comments, late_penalty}
     seconds: float = 0.0
-    sandbox: str = ""
-    error: str | None = None
+    error: str | None = None  # the traceback of a grading error
+    autograded: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
+    feedback: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
+    log: str = ""  # grading.log: what happened to this submission
+    host: str = ""  # where it was graded (host:pid)
 
     def status_text(self) -> str:
         return "; ".join(self.status) if self.status else "graded"
+
+
+def read_files(folder: Path | None, max_size: int = MAX_EXTRA_FILE) -> dict[str, bytes] | None:
+    """A hand-in folder as data: relative path -> bytes (regular files, no symlinks; notebooks
+    at the top always, other files up to ``max_size``). None if there is no folder."""
+    if folder is None or not folder.is_dir():
+        return None
+    out = {}
+    for dirpath, _, filenames in os.walk(folder, followlinks=False):
+        for name in filenames:
+            p = Path(dirpath) / name
+            if p.is_symlink() or not p.is_file():
+                continue
+            rel = p.relative_to(folder)
+            if rel.parts[0] == ".ipynb_checkpoints":
+                continue
+            if (p.suffix == ".ipynb" and len(rel.parts) == 1) or p.stat().st_size <= max_size:
+                out[str(rel)] = p.read_bytes()
+    return out
+
+
+def _unpack(files: dict[str, bytes], dest: Path) -> None:
+    for rel, data in files.items():
+        target = (dest / rel).resolve()
+        if dest.resolve() not in target.parents:  # "../x" in a task: never outside dest
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _pack(folder: Path) -> dict[str, bytes]:
+    if not folder.is_dir():
+        return {}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def _read_notebook(path: Path):
@@ -124,14 +156,14 @@ def _grade_ids(nb) -> set[str]:
     return ids
 
 
-def _stage_submission(task: Task, dest: Path, result: Result) -> list[str]:
-    """Copy what the student handed in into ``dest``: notebooks under their expected names,
-    other regular files as they are. Returns the notebook names that will be graded."""
+def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) -> list[str]:
+    """Copy what the student handed in (unpacked in ``src``) into ``dest``: notebooks under
+    their expected names, other regular files as they are. Returns the notebook names that
+    will be graded."""
     dest.mkdir(parents=True, exist_ok=True)
-    if task.submission is None or not Path(task.submission).is_dir():
+    if task.files is None:
         result.status.append(f"nothing submitted for {task.assignment}")
         return []
-    src = Path(task.submission)
     found: dict[str, Path] = {}
     for dirpath, _, filenames in os.walk(src, followlinks=False):
         for name in filenames:
@@ -191,7 +223,7 @@ def _stage_submission(task: Task, dest: Path, result: Result) -> list[str]:
     return graded
 
 
-def _collect_grades(db_url: str, task: Task, result: Result) -> None:
+def _collect_grades(db_url: str, task: GradingTask, result: Result) -> None:
     with Gradebook(db_url) as gb:
         try:
             sub = gb.find_submission(task.assignment, task.student_id)
@@ -210,6 +242,7 @@ def _collect_grades(db_url: str, task: Task, result: Result) -> None:
                 "comments": {c.name: c.auto_comment for c in nb.comments},
                 "late_penalty": nb.late_submission_penalty,
             }
+            result.flagged = result.flagged or bool(nb.flagged)
         result.score = float(sub.score - (sub.late_submission_penalty or 0.0))
         result.max_score = float(sub.max_score)
 
@@ -219,156 +252,101 @@ def _part_name(nb, index: int) -> str:
     return meta.get("grade_id") or f"cell {index + 1}"
 
 
-def _describe(report, nb, prefix: str) -> list[str]:
+def _describe(nb, prefix: str) -> list[str]:
+    """The status lines of one autograded notebook, from what the preprocessors recorded."""
+    report = report_of(nb)
     out = []
+    if report.get("repairs"):
+        out.append(f"{prefix}cells tampered with and restored: " + ", ".join(report["repairs"]))
+    run = report.get("execution", {})
     pieces = [
-        ("timed out in", report.timeouts),
-        ("kernel died in", report.deaths),
-        ("kernel hung (interrupt ignored) in", report.hangs),
+        ("timed out in", run.get("timeouts")),
+        ("kernel died in", run.get("deaths")),
+        ("out of memory in", run.get("memory")),
+        ("kernel hung (interrupt ignored) in", run.get("hangs")),
     ]
     for words, indices in pieces:
         if indices:
             out.append(f"{prefix}{words} {', '.join(_part_name(nb, i) for i in indices)}")
-    if report.not_run:
-        out.append(f"{prefix}{len(report.not_run)} cells not run (time budget or repeated deaths)")
-    if report.truncated:
-        out.append(f"{prefix}output truncated in {len(report.truncated)} cells")
+    if run.get("memory"):
+        out[-1] += " (re-run in a fresh kernel without it)"
+    if run.get("not_run"):
+        out.append(f"{prefix}{len(run['not_run'])} cells not run (time budget or repeated deaths)")
+    if run.get("truncated"):
+        out.append(f"{prefix}output truncated in {len(run['truncated'])} cells")
+    undone = run.get("undone") or []
+    if undone:
+        shown = ", ".join(undone[:4]) + (", ..." if len(undone) > 4 else "")
+        out.append(f"{prefix}monkeypatching undone before the tests: {shown} (flagged for review)")
+    if not run.get("guard_ok", True):
+        out.append(f"{prefix}score withheld: {run.get('guard_problem')} (flagged for review)")
     return out
 
 
-class _Autograde(Autograde):
-    """nbgrader's Autograde with our preprocessor instances in its two pipelines."""
+class _QuietChecksums(logging.Filter):
+    """nbgrader's OverwriteCells logs every restored checksum ("Attribute 'checksum' for cell
+    ... has changed!"), even for an untouched notebook: noise in a student's log."""
 
-    execute: GradingExecute | None = None
-    repair: RepairSubmission | None = None
-
-    def _init_preprocessors(self):
-        self.exporter._preprocessors = []
-        if self._sanitizing:
-            pps = [
-                ClearOutput,
-                self.repair,
-                DeduplicateIds,
-                OverwriteKernelspec,
-                OverwriteCells,
-                CheckCellMetadata,
-            ]
-        else:
-            pps = [
-                self.execute,
-                IgnorePattern,
-                ClearMetadataPreprocessor,
-                LimitOutput,
-                SaveAutoGradesFair,
-                AssignLatePenalties,
-                CheckCellMetadata,
-            ]
-        for pp in pps:
-            self.exporter.register_preprocessor(pp)  # enabled as in nbgrader
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Attribute 'checksum'" not in record.getMessage()
 
 
-# --- a kernel booting for the next submission -------------------------------------------
-#
-# A kernel takes ~0.4 s to boot (Python, ipykernel, the guard). Once a submission's notebooks
-# have run, the worker starts the kernel for its next submission in a fresh, empty box of its
-# own, and renders this submission's feedback while that kernel boots. The next submission's
-# files are copied into the box before its first cell runs. The kernel has run nothing but
-# its own start-up: it is as fresh as one started on the spot, and serves one notebook only.
-
-_NEXT: tuple | None = None  # (key, kernel manager, holder folder)
-_USED: list[Path] = []  # holder folders of prestarted kernels, removed with the submission
+_ROOT: list[str] = []
 
 
-def _prestart_key(task: Task) -> str:
-    return json.dumps(
-        [task.slot, task.course_root, task.work_root, task.limits, task.threads, task.config],
-        sort_keys=True,
-        default=str,
-    )
+def _process_root() -> Path:
+    """This process's private work folder (removed when it exits)."""
+    if not _ROOT:
+        import atexit
+
+        from attn_course.grading.batch import fast_private_sqlite, lean_imports
+
+        lean_imports()
+        root = tempfile.mkdtemp(prefix="attn-grade-")
+        os.chmod(root, 0o711)  # kernels run under other uids and must reach their box inside
+        fast_private_sqlite(root)
+        atexit.register(shutil.rmtree, root, True)
+        _ROOT.append(root)
+        logging.getLogger("traitlets").setLevel(logging.ERROR)
+        import warnings
+
+        from sqlalchemy.exc import SAWarning
+
+        warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
+    return Path(_ROOT[0])
 
 
-def _prestart(task: Task, cfg, sandbox, limits: Limits) -> None:
-    global _NEXT
-    _drop_prestarted()
-    holder = Path(tempfile.mkdtemp(prefix=f"next-{task.slot}-", dir=task.work_root))
-    box = holder / "box"
-    (box / "run").mkdir(parents=True)
-    (box / "home").mkdir()
-    execute = GradingExecute(config=cfg)
-    execute.sandbox, execute.limits, execute.threads = sandbox, limits, task.threads
-    execute.box, execute.run_dir = box, box / "run"
-    try:
-        execute.km = execute.create_kernel_manager()
-        with open(holder / "kernel.log", "ab") as log:
-            execute.start_new_kernel(cwd=str(box / "run"), stdout=log, stderr=log)
-    except Exception:  # noqa: BLE001  (the next submission starts its own kernel)
-        shutil.rmtree(holder, ignore_errors=True)
-        return
-    _NEXT = (_prestart_key(task), execute.km, holder)
-    if not _FINALIZER:
-        from multiprocessing.util import Finalize
-
-        _FINALIZER.append(Finalize(None, _drop_prestarted, exitpriority=10))
-
-
-_FINALIZER: list = []
-
-
-def _take_prestarted(task: Task):
-    """(kernel manager, box) booted for this worker's next submission, or None."""
-    global _NEXT
-    if _NEXT is None:
-        return None
-    key, km, holder = _NEXT
-    if key != _prestart_key(task):
-        _drop_prestarted()
-        return None
-    _NEXT = None
-    _USED.append(holder)
-    try:
-        alive = run_sync(km.is_alive)()
-    except Exception:  # noqa: BLE001
-        alive = False
-    if not alive:
-        _shutdown(km)
-        return None
-    return km, holder / "box"
-
-
-def _shutdown(km) -> None:
-    try:
-        run_sync(km.shutdown_kernel)(now=True)
-    except Exception:  # noqa: BLE001, S110  (it is being thrown away)
-        pass
-
-
-def _drop_prestarted() -> None:
-    global _NEXT
-    if _NEXT is not None:
-        _, km, holder = _NEXT
-        _NEXT = None
-        _shutdown(km)
-        shutil.rmtree(holder, ignore_errors=True)
-
-
-def grade_submission(task: Task) -> Result:
-    """Grade one student's submission; never raises (a failure is a status)."""
+def grade_task(task: GradingTask) -> Result:
+    """Grade one task in this process; never raises (a failure is a status and a log)."""
     start = monotonic()
-    result = Result(task.student_id, task.assignment)
-    work = Path(tempfile.mkdtemp(prefix=f"grade-{_safe(task.student_id)}-", dir=task.work_root))
+    result = Result(task.student_id, task.assignment, host=f"{socket.gethostname()}:{os.getpid()}")
+    work = Path(tempfile.mkdtemp(prefix=f"grade-{_safe(task.student_id)}-", dir=_process_root()))
+    log = logging.getLogger(f"attn_course.grading.{_safe(task.student_id)}.{id(result)}")
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+    handler = logging.FileHandler(work / "grading.log")
+    handler.addFilter(_QuietChecksums())
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    log.addHandler(handler)
     try:
-        _grade(task, work, result)
+        _grade(task, work, result, log)
     except Exception as err:  # noqa: BLE001  (one submission must never stop the batch)
         result.error = "".join(traceback.format_exception(err))
         result.status.append(f"grading error: {type(err).__name__}: {err}"[:300])
         result.notebooks = {}
         result.score = 0.0
     finally:
+        for line in result.status:
+            log.warning("status: %s", line)
+        if result.error:
+            log.error("grading error:\n%s", result.error)
+        if task.keep_work:
+            log.warning("work folder kept: %s", work)
+        handler.close()
+        log.removeHandler(handler)
+        result.log = (work / "grading.log").read_text(errors="replace")
         if not task.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-            for holder in _USED:
-                shutil.rmtree(holder, ignore_errors=True)
-        _USED.clear()
     result.seconds = monotonic() - start
     return result
 
@@ -377,22 +355,23 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:40]
 
 
-def _grade(task: Task, work: Path, result: Result) -> None:
+def _grade(task: GradingTask, work: Path, result: Result, log: logging.Logger) -> None:
     course = work / "course"
     db = work / "gradebook.db"
-    shutil.copyfile(task.template_db, db)
+    db.write_bytes(task.gradebook)
     db_url = f"sqlite:///{db}"
+    handin = work / "handin"
+    if task.files is not None:
+        handin.mkdir()
+        _unpack(task.files, handin)
     submitted = course / "submitted" / task.student_id / task.assignment
-    graded = _stage_submission(task, submitted, result)
+    graded = _stage_submission(task, handin, submitted, result)
     source = course / "source" / task.assignment
     source.mkdir(parents=True)
-    for p in Path(task.source_dir).rglob("*"):
-        if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts:
-            target = source / p.relative_to(task.source_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(p, target)
+    _unpack(task.source_files, source)
 
     cfg = Config(task.config)
+    configure(cfg)
     cfg.CourseDirectory.root = str(course)
     cfg.CourseDirectory.db_url = db_url
     cfg.CourseDirectory.source_directory = "source"
@@ -401,14 +380,9 @@ def _grade(task: Task, work: Path, result: Result) -> None:
     cfg.CourseDirectory.feedback_directory = "feedback"
     cfg.CourseDirectory.assignment_id = task.assignment
     cfg.CourseDirectory.student_id = task.student_id
-    cfg.OverwriteCells.add_missing_cells = True
+    cfg.Autograde.force = True
+    cfg.GenerateFeedback.force = True
     coursedir = CourseDirectory(config=cfg)
-
-    log = logging.getLogger(f"attn_course.grading.{_safe(task.student_id)}")
-    log.setLevel(logging.WARNING)
-    log.propagate = False
-    handler = logging.FileHandler(work / "grading.log")
-    log.addHandler(handler)
 
     with Gradebook(db_url) as gb:
         gb.update_or_create_student(task.student_id)
@@ -420,115 +394,54 @@ def _grade(task: Task, work: Path, result: Result) -> None:
             gb.update_or_create_submission(task.assignment, task.student_id)
             result.status.append("timestamp.txt unreadable (ignored)")
             result.timestamp = None
-
-    limits = Limits(**task.limits)
-    sandbox = detect_sandbox(task.slot, Path(task.course_root))
-    result.sandbox = sandbox.kind + (f" (uid {sandbox.uid})" if sandbox.uid is not None else "")
-    box = work / "box"
-    run_dir = box / "run"
+            if (submitted / "timestamp.txt").exists():
+                (submitted / "timestamp.txt").unlink()  # nbgrader would fail on it too
 
     for name in task.notebooks:
         if name not in graded:
             zero_notebook(db_url, name, task.assignment, task.student_id)
 
+    dest = Path(coursedir.format_path("autograded", task.student_id, task.assignment))
     if graded:
-        conv = _Autograde(coursedir=coursedir, config=cfg)
+        conv = Autograde(coursedir=coursedir, config=cfg)
         conv.log = log
-        conv.writer = FilesWriter(parent=conv, config=conv.config)
-        conv.exporter = conv.exporter_class(parent=conv, config=conv.config)
-        conv.init_notebooks()
-        conv.notebooks = sorted(next(iter(conv.assignments.values())))
-        conv.init_assignment(task.assignment, task.student_id)
-        dest = Path(coursedir.format_path("autograded", task.student_id, task.assignment))
-        dest.mkdir(parents=True, exist_ok=True)
-        for i, path in enumerate(conv.notebooks):
-            name = Path(path).stem
-            ready = _take_prestarted(task) if i == 0 else None
-            execute = GradingExecute(parent=conv, config=cfg)
-            execute.sandbox, execute.limits, execute.threads = sandbox, limits, task.threads
-            if ready is not None:  # booted in an empty box: the files go in before any cell
-                execute.prestarted, nb_box = ready
-                shutil.copytree(
-                    dest,
-                    nb_box / "run",
-                    ignore=shutil.ignore_patterns("*.ipynb"),
-                    dirs_exist_ok=True,
-                )
-                sandbox.prepare_dir(nb_box)
-            else:
-                nb_box = box
-                if box.exists():
-                    shutil.rmtree(box)
-                shutil.copytree(dest, run_dir, ignore=shutil.ignore_patterns("*.ipynb"))
-                (box / "home").mkdir()
-            execute.box, execute.run_dir = nb_box, nb_box / "run"
-            conv.execute = execute
-            conv.repair = RepairSubmission()
-            conv.repair.release_checksums = task.release_checksums.get(name, {})
-            prefix = f"{name}: " if len(task.notebooks) > 1 else ""
-            try:
-                conv.convert_single_notebook(path)
-            except Exception as err:  # noqa: BLE001
-                log.error("grading %s failed:\n%s", path, traceback.format_exc())
+        try:
+            conv.start()  # nbgrader's own path: init, sanitise, execute, score, per notebook
+        except Exception as err:  # noqa: BLE001  (nbgrader logged the traceback)
+            for name in graded:
                 zero_notebook(db_url, name, task.assignment, task.student_id)
-                result.status.append(
-                    f"{prefix}could not be graded ({type(err).__name__}: {str(err)[:200]})"
-                )
-                continue
-            finally:
-                if execute.prestarted is not None:  # never reached the kernel (sanitising failed)
-                    _shutdown(execute.prestarted)
-                    execute.prestarted = None
-            if conv.repair.changes:
-                result.status.append(
-                    f"{prefix}cells tampered with and restored: "
-                    + ", ".join(dict.fromkeys(conv.repair.changes))
-                )
-            report = execute.report
-            executed = execute.nb
-            result.status += _describe(report, executed, prefix)
-            if report.undone:
-                result.flagged = True
-                shown = ", ".join(report.undone[:4]) + (", ..." if len(report.undone) > 4 else "")
-                result.status.append(
-                    f"{prefix}monkeypatching undone before the tests: {shown} (flagged for review)"
-                )
-            if not report.guard_ok:
-                result.flagged = True
-                zero_notebook(db_url, name, task.assignment, task.student_id)
-                result.status.append(
-                    f"{prefix}score withheld: {report.guard_problem} (flagged for review)"
-                )
+            result.status.append(f"could not be graded ({type(err).__name__}: {str(err)[:200]})")
+            result.error = "".join(traceback.format_exception(err))
+        for name in graded:
+            path = dest / f"{name}.ipynb"
+            if path.is_file():
+                prefix = f"{name}: " if len(task.notebooks) > 1 else ""
+                result.status += _describe(nbformat.read(path, as_version=4), prefix)
         if task.prestart:
-            _prestart(task, cfg, sandbox, limits)
-        if task.feedback:
+            GradingExecute(config=cfg).prestart()
+        if task.feedback and dest.is_dir():
             _feedback(coursedir, cfg, task, log, result)
-        shutil.rmtree(Path(task.autograded_dir), ignore_errors=True)
-        shutil.copytree(dest, task.autograded_dir)
+        result.autograded = _pack(dest)
     _collect_grades(db_url, task, result)
-    handler.close()
-    log.removeHandler(handler)
-    fb = Path(task.feedback_dir)
-    fb.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(work / "grading.log", fb / "grading.log")
 
 
-_FEEDBACK_EXPORTER = None
+_FEEDBACK_EXPORTER: list = []
 
 
 class _Feedback(GenerateFeedback):
     """nbgrader's GenerateFeedback, reusing one HTML exporter (templates compiled once) for
-    every submission this worker grades: the course config is the same for all of them."""
+    every submission this process grades with the same config."""
 
     def start(self) -> None:
-        global _FEEDBACK_EXPORTER
+        key = json.dumps(self.config, sort_keys=True, default=str)
+        if not _FEEDBACK_EXPORTER or _FEEDBACK_EXPORTER[0][0] != key:
+            exporter = self.exporter_class(parent=self, config=self.config)
+            for pp in self.preprocessors:
+                exporter.register_preprocessor(pp)
+            _FEEDBACK_EXPORTER[:] = [(key, exporter)]
         self.init_notebooks()
         self.writer = FilesWriter(parent=self, config=self.config)
-        if _FEEDBACK_EXPORTER is None:
-            _FEEDBACK_EXPORTER = self.exporter_class(parent=self, config=self.config)
-            for pp in self.preprocessors:
-                _FEEDBACK_EXPORTER.register_preprocessor(pp)
-        self.exporter = _FEEDBACK_EXPORTER
+        self.exporter = _FEEDBACK_EXPORTER[0][1]
         cwd = os.getcwd()
         os.chdir(self.coursedir.root)
         try:
@@ -537,21 +450,15 @@ class _Feedback(GenerateFeedback):
             os.chdir(cwd)
 
 
-def _feedback(coursedir, cfg, task: Task, log, result: Result) -> None:
+def _feedback(coursedir, cfg, task: GradingTask, log, result: Result) -> None:
     try:
         conv = _Feedback(coursedir=coursedir, config=cfg)
         conv.log = log
-        conv.force = True
         conv.start()
     except Exception as err:  # noqa: BLE001  (grades stand without feedback)
         log.error("feedback failed:\n%s", traceback.format_exc())
         result.status.append(f"feedback not generated ({type(err).__name__})")
         return
-    src = Path(coursedir.format_path("feedback", task.student_id, task.assignment))
-    dest = Path(task.feedback_dir)
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(src, dest)
-
-
-def result_dict(result: Result) -> dict:
-    return asdict(result)
+    result.feedback = _pack(
+        Path(coursedir.format_path("feedback", task.student_id, task.assignment))
+    )
