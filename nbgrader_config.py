@@ -20,3 +20,8 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # Generous per-cell limit: the slowest graded cell imports torch (~1.5 s).
 c.ExecutePreprocessor.timeout = 60
+
+# LMS downloads: `nbgrader zip_collect` maps file names with the pattern `attn-course grade` uses.
+from attn_course.grading.batch import configure_collect  # noqa: E402
+
+configure_collect(c)

@@ -163,6 +163,12 @@ def _stage_submission(task: Task, dest: Path, result: Result) -> list[str]:
                 cand = readable[stem][0]
                 if cand is not None and len(_grade_ids(cand) & set(ids)) > overlap:
                     best, overlap = stem, len(_grade_ids(cand) & set(ids))
+            broken = sorted(st for st in unclaimed if readable[st][0] is None)
+            if best is None and broken:  # handed in, under another name, but unreadable
+                unclaimed.discard(broken[0])
+                why = readable[broken[0]][1]
+                result.status.append(f"not a notebook: {broken[0]}.ipynb is {why}")
+                continue
             if best is None:
                 result.status.append(f"notebook missing: {name}.ipynb")
                 continue
