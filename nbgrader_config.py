@@ -25,3 +25,8 @@ c.ExecutePreprocessor.timeout = 60
 from attn_course.grading.batch import configure_collect  # noqa: E402
 
 configure_collect(c)
+
+# Feedback: hidden tests stay hidden, each test's name, points and message, maths offline.
+from attn_course.grading.feedback import configure_feedback  # noqa: E402
+
+configure_feedback(c)

@@ -9,6 +9,7 @@ parent process writes them into the real gradebook (SQLite or PostgreSQL).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from nbgrader.preprocessors import (
 from traitlets.config import Config
 
 from attn_course.grading.execute import GradingExecute
+from attn_course.grading.feedback import configure_feedback
 from attn_course.grading.preprocessors import RepairSubmission, SaveAutoGradesFair, zero_notebook
 from attn_course.grading.sandbox import Limits, detect_sandbox
 
@@ -544,6 +546,8 @@ class _Feedback(GenerateFeedback):
 
 
 def _feedback(coursedir, cfg, task: Task, log, result: Result) -> None:
+    cfg = copy.deepcopy(cfg)
+    configure_feedback(cfg)  # hidden tests stay hidden; maths without a network
     try:
         conv = _Feedback(coursedir=coursedir, config=cfg)
         conv.log = log
