@@ -165,3 +165,30 @@ def test_plain_nbgrader_generate_feedback_with_the_course_config(graded, tmp_pat
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _check_feedback((course / "feedback" / "alice" / A / f"{A}.html").read_text())
+
+
+def test_plain_nbgrader_zip_collect_as_the_readme_says(tmp_path):
+    """`nbgrader zip_collect` with the repository's config maps the same names the same way
+    (it used to exit 0 with "Regular expression not provided" and collect nothing)."""
+    course = make_course(tmp_path / "course", with_03=True)
+    shutil.copyfile(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    archive = course / "downloaded" / A / "archive"  # where the README says the download goes
+    archive.mkdir(parents=True)
+    release = nbformat.read(course / "exercises" / A / f"{A}.ipynb", as_version=4)
+    for name in FILES:
+        nbformat.write(release, archive / name)
+    proc = subprocess.run(
+        [str(BIN / "nbgrader"), "zip_collect", A],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Regular expression not provided" not in proc.stdout + proc.stderr
+    collected = sorted(
+        p.relative_to(course / "submitted") for p in (course / "submitted").rglob("*.ipynb")
+    )
+    expected = sorted(Path(student, A, f"{A}.ipynb") for student, _ in FILES.values())
+    assert collected == expected
