@@ -3,7 +3,8 @@
 A test cell calls the student's function through :func:`run` and compares the
 result with an independent reference through :func:`check_array`. Every
 failure is an ``AssertionError`` whose message says in words what is wrong,
-so the student reads a sentence, not a wall of NumPy internals.
+so the student reads a sentence, not a wall of NumPy internals: a wrong value,
+and also a function that raises (the call, the input shapes and the hint).
 
 Two rules make grading fair both ways:
 
@@ -231,6 +232,10 @@ def run(fn, *args, **kwargs):
     - If the function (or a helper it calls) uses the library's own version of
       ``fn.__name__`` — any ``attn_course`` function, or the torch/SciPy
       equivalent — a :class:`LibraryCallError` explains why there are no points.
+    - If it raises, a :class:`CallError` (chained to the student's error, so the
+      traceback still shows the failing line) says in words which call failed, with
+      which inputs (shapes, by the student's parameter names), and the ``hint`` of
+      the check this call is an argument of.
     """
     if not callable(fn):
         raise AssertionError(f"expected a function, but found {type(fn).__name__}: {fn!r}")
