@@ -289,3 +289,17 @@ def test_an_interrupt_is_not_turned_into_a_message():
 
     with pytest.raises(KeyboardInterrupt):
         run(loops, np.zeros(2))
+
+
+def test_the_feedback_settings_leave_the_formgrader_alone():
+    """nbgrader_config.py is also read by the formgrader, after its own HTMLExporter template
+    ("formgrade"): the feedback template must be scoped to GenerateFeedback."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from attn_course.grading.feedback import FeedbackIndex, HideHiddenTests
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert "template_name" not in cfg.get("HTMLExporter", {})
+    assert cfg.GenerateFeedback.HTMLExporter.template_name == "attn_feedback"
+    pipeline = cfg.GenerateFeedback.preprocessors
+    assert HideHiddenTests in pipeline and FeedbackIndex in pipeline

@@ -123,6 +123,9 @@ def configure_feedback(c) -> None:
         FeedbackIndex,
     ]
     c.HideHiddenTests.enforce_metadata = False  # test cells only: the rule does not apply
-    c.HTMLExporter.template_name = TEMPLATE_NAME
-    c.HTMLExporter.template_file = f"{TEMPLATE_NAME}.html.j2"
-    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATE_DIR), str(nbgrader_templates)]
+    # Scoped to the feedback converter's exporter: a plain c.HTMLExporter setting would
+    # also replace the template of the formgrader (it loads nbgrader_config.py after its own)
+    exporter = c.GenerateFeedback.HTMLExporter
+    exporter.template_name = TEMPLATE_NAME
+    exporter.template_file = f"{TEMPLATE_NAME}.html.j2"
+    exporter.extra_template_basedirs = [str(TEMPLATE_DIR), str(nbgrader_templates)]
