@@ -83,6 +83,18 @@ def test_check_errors_go_to_stderr(tmp_path, capsys):
     assert out.getvalue() == "" and "not a notebook" in err.getvalue()
 
 
+def test_the_command_refuses_inside_a_check_or_grading(tmp_path, monkeypatch):
+    from attn_course.grading.selfcheck import check, check_notebook
+
+    for var, value in (("ATTN_COURSE_CHECK", "1"), ("NBGRADER_EXECUTION", "autograde")):
+        with monkeypatch.context() as m:
+            m.setenv(var, value)
+            out, err = io.StringIO(), io.StringIO()
+            assert check_notebook(tmp_path / "any.ipynb", out=out, err=err) == 2
+            assert out.getvalue() == "" and err.getvalue().startswith("check() does nothing here")
+            assert check(tmp_path / "any.ipynb") is None
+
+
 def test_the_summary_counts_students_not_statuses():
     two_missing = Result(
         "ann", "a", status=["notebook missing: x.ipynb", "notebook missing: y.ipynb"]

@@ -76,7 +76,7 @@ def check_notebook(path: str | Path, timeout: int = 60, out=None, err=None) -> i
 
     out, err_out = out or sys.stdout, err or sys.stderr
     if _nested() is not None:  # e.g. `!attn-course check` in a notebook being checked
-        print(REFUSAL, file=out)
+        print(REFUSAL, file=err_out)
         return 2
     path = Path(path)
     try:
