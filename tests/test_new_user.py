@@ -168,6 +168,11 @@ LMS_NAMES = {
         "03_query_key_value.ipynb",
     ),
     "bob_01_encoder_decoder.ipynb": ("bob", "01_encoder_decoder.ipynb"),
+    # Canvas re-upload: the suffix stays (the grader reports "notebook renamed", as the README says)
+    "smithjohn_12345_6789013_03_query_key_value-1.ipynb": (
+        "smithjohn",
+        "03_query_key_value-1.ipynb",
+    ),
 }
 
 
