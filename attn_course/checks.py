@@ -3,7 +3,8 @@
 A test cell calls the student's function through :func:`run` and compares the
 result with an independent reference through :func:`check_array`. Every
 failure is an ``AssertionError`` whose message says in words what is wrong,
-so the student reads a sentence, not a wall of NumPy internals.
+so the student reads a sentence, not a wall of NumPy internals: a wrong value,
+and also a function that raises (the call, the input shapes and the hint).
 
 Two rules make grading fair both ways:
 
@@ -20,8 +21,10 @@ Two rules make grading fair both ways:
   too.
 """
 
+import ast
 import contextlib
 import dis
+import inspect
 import io
 import sys
 import types
@@ -30,6 +33,7 @@ import warnings
 import numpy as np
 
 __all__ = [
+    "CallError",
     "LibraryCallError",
     "check_array",
     "check_rows_sum_to_one",
@@ -83,6 +87,10 @@ _SENTINEL = "attn_course.checks: forbidden call to "
 
 class LibraryCallError(AssertionError):
     """The student's function used the library's own version of what it should implement."""
+
+
+class CallError(AssertionError):
+    """The student's function raised: the message names the call, the inputs and the hint."""
 
 
 def _message(name: str, used: str) -> str:
@@ -224,6 +232,10 @@ def run(fn, *args, **kwargs):
     - If the function (or a helper it calls) uses the library's own version of
       ``fn.__name__`` — any ``attn_course`` function, or the torch/SciPy
       equivalent — a :class:`LibraryCallError` explains why there are no points.
+    - If it raises, a :class:`CallError` (chained to the student's error, so the
+      traceback still shows the failing line) says in words which call failed, with
+      which inputs (shapes, by the student's parameter names), and the ``hint`` of
+      the check this call is an argument of.
     """
     if not callable(fn):
         raise AssertionError(f"expected a function, but found {type(fn).__name__}: {fn!r}")
@@ -232,20 +244,116 @@ def run(fn, *args, **kwargs):
     used = _scan(fn, forbidden)
     if used is not None:
         raise LibraryCallError(_message(name, used))
-    with (
-        _trapped(forbidden),
-        warnings.catch_warnings(),
-        contextlib.redirect_stderr(io.StringIO()),
-        np.errstate(all="ignore"),
-    ):
-        warnings.simplefilter("ignore")
-        try:
+    try:
+        with (
+            _trapped(forbidden),
+            warnings.catch_warnings(),
+            contextlib.redirect_stderr(io.StringIO()),
+            np.errstate(all="ignore"),
+        ):
+            warnings.simplefilter("ignore")
             return fn(*args, **kwargs)
-        except NotImplementedError as err:
-            msg = str(err)
-            if msg.startswith(_SENTINEL):
-                raise LibraryCallError(_message(name, msg[len(_SENTINEL) :])) from None
-            raise
+    except Exception as err:  # KeyboardInterrupt (the grader's timeout) passes through
+        msg = str(err)
+        if isinstance(err, NotImplementedError) and msg.startswith(_SENTINEL):
+            raise LibraryCallError(_message(name, msg[len(_SENTINEL) :])) from None
+        what, hint = _enclosing_check(sys._getframe(1))
+        raise CallError(_call_failed(fn, args, kwargs, err, what, hint)) from err
+
+
+# --- when the student's function raises ---------------------------------------------------
+
+# numpy's words for the two most common mistakes, and what they mean
+_PLAIN_WORDS = {
+    "mismatch in its core dimension": "in a @ b, the last axis of a must have the size of "
+    "the second-to-last axis of b",
+    "could not be broadcast together": "elementwise operations need shapes whose sizes, "
+    "compared from the right, are equal or 1",
+}
+
+
+def _describe(value) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, np.generic):
+        return f"of shape {tuple(int(n) for n in shape)}"
+    if callable(value):
+        return f"= {getattr(value, '__name__', type(value).__name__)}"
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        return f"= {value!r}"
+    return f"of type {type(value).__name__}"
+
+
+def _inputs(fn, args, kwargs) -> str:
+    """'query of shape (1, 2) and keys of shape (3, 2)', named by the student's signature."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments.items()
+    except (TypeError, ValueError):  # the call itself does not fit the signature
+        bound = [(f"argument {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    parts = [f"{k} {_describe(v)}" for k, v in bound]
+    if len(parts) > 1:
+        return ", ".join(parts[:-1]) + " and " + parts[-1]
+    return parts[0] if parts else "no arguments"
+
+
+def _call_failed(fn, args, kwargs, err: Exception, what: str | None, hint: str) -> str:
+    name = getattr(fn, "__name__", "your function")
+    error = " ".join(str(err).split()) or "(no message)"
+    if isinstance(err, NotImplementedError) and not str(err):
+        said = f"{name} is not written yet: it still raises NotImplementedError"
+    else:
+        said = f"{name} raised {type(err).__name__}: {error}"
+        words = [w for key, w in _PLAIN_WORDS.items() if key in error]
+        if words:
+            said += f" ({words[0]})"
+    head = f"{what} could not be computed: " if what else ""
+    return f"{head}{said}; it was called with {_inputs(fn, args, kwargs)}. {hint}".strip()
+
+
+_SAFE_NODES = (
+    ast.Constant,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.Name,
+    ast.Attribute,
+    ast.BinOp,
+    ast.Add,
+    ast.Load,
+    ast.Tuple,
+    ast.Subscript,
+)
+
+
+def _enclosing_check(frame) -> tuple[str | None, str]:
+    """The description and ``hint`` of the check that encloses this ``run(...)`` call, as in
+    ``check_array("dot_score(q, K)", run(dot_score, q, K), ..., hint="...")``.
+
+    Python evaluates ``run(...)`` before the check is called, so the hint is read from the
+    test cell's source: ``executing`` finds the call node that is running in the caller's
+    frame (as IPython's tracebacks do), and the enclosing call's arguments are evaluated if
+    they are plain strings, names and f-strings (no calls, so nothing runs twice)."""
+    try:
+        import executing
+
+        node = executing.Source.executing(frame).node
+    except Exception:  # noqa: BLE001  (no source to read: the message goes without the hint)
+        return None, ""
+    check = getattr(node, "parent", None)
+    if not isinstance(check, ast.Call) or node not in check.args:
+        return None, ""
+
+    def value(expr):
+        if expr is None or not all(isinstance(n, _SAFE_NODES) for n in ast.walk(expr)):
+            return None
+        try:
+            code = compile(ast.Expression(expr), "<test cell>", "eval")
+            result = eval(code, frame.f_globals, frame.f_locals)  # noqa: S307  (checked above)
+        except Exception:  # noqa: BLE001
+            return None
+        return result if isinstance(result, str) else None
+
+    what = value(check.args[0]) if check.args and check.args[0] is not node else None
+    hint = next((value(k.value) for k in check.keywords if k.arg == "hint"), None)
+    return what, hint or ""
 
 
 # --- comparing results --------------------------------------------------------------------

@@ -16,6 +16,10 @@ def course(tmp_path_factory):
     return make_course(tmp_path_factory.mktemp("check") / "course")
 
 
+def release_of_named(course, assignment):
+    return nbformat.read(course / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
 def _check(path):
     return subprocess.run(
         [str(BIN / "attn-course"), "check", str(path), "--timeout", "20"],
@@ -55,4 +59,132 @@ def test_unanswered_parts_are_named(course, tmp_path):
 def test_not_a_notebook(tmp_path):
     (tmp_path / "broken.ipynb").write_text("{ not json")
     proc = _check(tmp_path / "broken.ipynb")
-    assert proc.returncode == 2 and "not a notebook" in proc.stdout
+    assert proc.returncode == 2 and "not a notebook" in proc.stderr and proc.stdout == ""
+
+
+# --- a check inside the notebook it checks (or inside grading) refuses in one line ------------
+
+INNER_CHECK = (
+    "from attn_course.grading.selfcheck import check\n"
+    "r = check('mine.ipynb', timeout=20)\n"
+    "open('inner.txt', 'a').write(repr(r) + '\\n')"
+)
+
+
+def _with_inner_check(course):
+    nb = fill(release_of(course, TINY), solutions_of(course, TINY))
+    nb.cells.append(nbformat.v4.new_code_cell(INNER_CHECK))
+    return nb
+
+
+def test_a_check_inside_the_checked_notebook_refuses_instead_of_recursing(course, tmp_path):
+    nbformat.write(_with_inner_check(course), tmp_path / "mine.ipynb")
+    proc = _check(tmp_path / "mine.ipynb")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 of 2 test cells pass" in proc.stdout
+    # the notebook ran once: its check cell ran once, refused, and returned None
+    assert (tmp_path / "inner.txt").read_text() == "None\n"
+    assert "timed out" not in proc.stdout
+
+
+def test_the_refusal_is_one_clear_line(course, tmp_path):
+    nb = _with_inner_check(course)
+    nbformat.write(nb, tmp_path / "mine.ipynb")
+    proc = subprocess.run(
+        [
+            str(BIN / "jupyter"),
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--stdout",
+            str(tmp_path / "mine.ipynb"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**_env(), "ATTN_COURSE_CHECK": "1"},
+        cwd=tmp_path,
+        timeout=300,
+    )
+    executed = nbformat.reads(proc.stdout, as_version=4)
+    text = "".join(o.get("text", "") for o in executed.cells[-1].outputs)
+    assert text.count("\n") == 1 and text.startswith("check() does nothing here:")
+    assert "attn-course check NOTEBOOK" in text
+
+
+@pytest.mark.parametrize("command", ["validate", "autograde"])
+def test_plain_nbgrader_grading_a_notebook_with_a_check_cell(course, tmp_path, command):
+    """nbgrader sets NBGRADER_EXECUTION for its kernels: the handed-in check cell refuses."""
+    nb = _with_inner_check(course)
+    if command == "validate":
+        nbformat.write(nb, tmp_path / "mine.ipynb")
+        proc = subprocess.run(
+            [str(BIN / "nbgrader"), "validate", str(tmp_path / "mine.ipynb")],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=tmp_path,
+            timeout=300,
+        )
+        inner = tmp_path / "inner.txt"
+    else:
+        sub = course / "submitted" / "dora" / TINY
+        sub.mkdir(parents=True, exist_ok=True)
+        nb.cells[-1].source = INNER_CHECK.replace("mine.ipynb", f"{TINY}.ipynb")
+        nbformat.write(nb, sub / f"{TINY}.ipynb")
+        db = f"--db=sqlite:///{tmp_path / 'gb.db'}"
+        setup = [str(BIN / "nbgrader"), "generate_assignment", TINY, "--force", db]
+        subprocess.run(setup, capture_output=True, env=_env(), cwd=course, check=True)
+        proc = subprocess.run(
+            [
+                str(BIN / "nbgrader"),
+                "autograde",
+                TINY,
+                "--force",
+                db,
+            ],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=course,
+            timeout=300,
+        )
+        inner = course / "autograded" / "dora" / TINY / "inner.txt"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Kernel died" not in proc.stdout + proc.stderr
+    assert "Timeout" not in proc.stdout + proc.stderr
+    assert inner.read_text() == "None\n"
+
+
+# --- the check applies the grading guard ---------------------------------------------------
+
+
+def test_the_check_undoes_monkeypatching_like_grading(course, tmp_path):
+    cheat = (
+        "def add(a, b):\n    return a - b\n"
+        "np.isclose = lambda a, b, **kw: np.ones(np.broadcast(a, b).shape, dtype=bool)"
+    )
+    answers = {**solutions_of(course, TINY), "add": cheat}
+    nbformat.write(fill(release_of(course, TINY), answers), tmp_path / "mine.ipynb")
+    proc = _check(tmp_path / "mine.ipynb")
+    assert proc.returncode == 1, proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if "test_add" in ln)
+    assert "FAILED" in line and "add(1, 2) is wrong" in line
+    assert "numpy.isclose" in proc.stdout and "flags it for review" in proc.stdout
+
+
+# --- a function that raises: the message in the check names call, shapes and hint ------------
+
+
+def test_a_missing_transpose_reads_as_words_in_the_check(tmp_path):
+    course = make_course(tmp_path / "c03", with_03=True)
+    release = release_of_named(course, "03_query_key_value")
+    answers = {**solutions_of(course, "03_query_key_value")}
+    answers["dot_score"] = "def dot_score(query, keys):\n    return query @ keys"
+    nbformat.write(fill(release, answers), tmp_path / "03_query_key_value.ipynb")
+    proc = _check(tmp_path / "03_query_key_value.ipynb")
+    line = next(ln for ln in proc.stdout.splitlines() if "test_dot_score " in ln + " ")
+    assert "FAILED" in line
+    assert "dot_score(q, K) could not be computed: dot_score raised ValueError" in line
+    assert "query of shape (1, 2) and keys of shape (3, 2)" in line
+    assert line.rstrip().endswith("Entry [i, j] is the dot product of query i with key j.")

@@ -35,7 +35,8 @@ def configure(c) -> None:
 
     Registers, in nbgrader's own pipelines, the repair of tampered notebooks before nbgrader's
     sanitising, the boxed execution (:class:`~attn_course.grading.execute.GradingExecute` in
-    place of ``Execute``) and the fair scoring with the guard's verdict. Plain ``nbgrader
+    place of ``Execute``) and the fair scoring with the guard's verdict; ``zip_collect``'s
+    file-name pattern and the feedback's preprocessors. Plain ``nbgrader
     autograde``, formgrader and ``attn-course grade`` then grade every submission alike.
     Options stay configurable after the call (``c.GradingExecute.memory = "1G"`` etc.).
     """
@@ -73,6 +74,15 @@ def configure(c) -> None:
         CheckCellMetadata,
     ]
     c.OverwriteCells.add_missing_cells = True
+
+    # LMS downloads: `nbgrader zip_collect` maps file names with the pattern `attn-course grade`
+    # uses; feedback shows each test's name, points and message, never a hidden test's code,
+    # and renders its maths offline.
+    from attn_course.grading.batch import configure_collect
+    from attn_course.grading.feedback import configure_feedback
+
+    configure_collect(c)
+    configure_feedback(c)
     # GradingExecute subclasses Execute: c.Execute.timeout and c.ExecutePreprocessor.timeout
     # apply to it as they do to nbgrader's own (traitlets reads every section of the MRO)
 

@@ -265,10 +265,29 @@ def other_assignments(course: Path, source: str, assignment: str) -> dict[str, l
 # --- the submissions --------------------------------------------------------------------
 
 
+# How LMS downloads name a student's file (nbgrader's FileNameCollectorPlugin matches it
+# against the file's whole path). One pattern, read by `attn-course grade` and, through
+# configure_collect in nbgrader_config.py, by `nbgrader zip_collect`:
+#   alice_03_query_key_value.ipynb                                   plain
+#   smithalice_12345_6789012_03_query_key_value.ipynb                Canvas (also _late_)
+#   Alice Smith_12345_assignsubmission_file_03_query_key_value.ipynb Moodle (or .../file_/...)
+#   Week 3_alice_attempt_2026-03-01-12-30-45_03_query_key_value.ipynb Blackboard
+# LMS ids have 3 or more digits, so a notebook's own number (03_...) stays in its name.
 DEFAULT_LMS_REGEXP = (
-    r".*/(?P<student_id>[^/_]+)_(?:late_|LATE_)?(?:\d+_)*(?:assignsubmission_file_)?"
+    r"(?:.*?/)?"  # the folders above the file (lazy: the student is in the last one or two)
+    r"(?:[^/]*_(?=[^/_]+_attempt_\d))?"  # Blackboard: the assignment's title first
+    r"(?P<student_id>[^/_]+)_"
+    r"(?:late_|LATE_)?"  # Canvas
+    r"(?:attempt_[\d-]+_)?"  # Blackboard
+    r"(?:\d{3,}_)*"  # Canvas and Moodle ids
+    r"(?:assignsubmission_file_/?)?"  # Moodle, as files or as folders
     r"(?P<file_id>[^/]+)$"
 )
+
+
+def configure_collect(c, regexp: str | None = None) -> None:
+    """Set nbgrader's zip_collect to this course's file-name pattern (traitlets config ``c``)."""
+    c.FileNameCollectorPlugin.named_regexp = regexp or DEFAULT_LMS_REGEXP
 
 
 def find_submissions(
@@ -292,7 +311,10 @@ def find_submissions(
             return layout
     if path.is_file() and not zipfile.is_zipfile(path):
         raise SetupError(f"SUBMISSIONS {path} is neither a folder nor a zip archive")
-    return _zip_collect(path, assignment, tmp, cfg, course, lms_regexp or DEFAULT_LMS_REGEXP)
+    # the course's pattern (nbgrader_config.py), the one `nbgrader zip_collect` uses too
+    course_regexp = cfg.get("FileNameCollectorPlugin", {}).get("named_regexp")
+    regexp = lms_regexp or course_regexp or DEFAULT_LMS_REGEXP
+    return _zip_collect(path, assignment, tmp, cfg, course, regexp)
 
 
 def _zip_collect(path: Path, assignment: str, tmp: Path, cfg, course: Path, regexp: str):
@@ -321,7 +343,7 @@ def _zip_collect(path: Path, assignment: str, tmp: Path, cfg, course: Path, rege
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.release_directory = "release"
     c.CourseDirectory.submitted_directory = "submitted"
-    c.FileNameCollectorPlugin.named_regexp = regexp
+    configure_collect(c, regexp)
     c.ZipCollectApp.force = True
     app = ZipCollectApp(config=c)
     app.log = _quiet_logger("attn_course.grading.collect")
@@ -536,15 +558,18 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         parse_memory(opts.memory)
     except ValueError as err:
         raise SetupError(str(err)) from err
-    timeout = opts.timeout or int(
-        cfg.get("GradingExecute", {}).get("timeout")
-        or cfg.get("Execute", {}).get("timeout")
-        or cfg.get("ExecutePreprocessor", {}).get("timeout")
-        or 60
-    )
+    # None is "not given"; 0 is an error below, never read as the default
+    timeout = opts.timeout
+    if timeout is None:
+        timeout = int(
+            cfg.get("GradingExecute", {}).get("timeout")
+            or cfg.get("Execute", {}).get("timeout")
+            or cfg.get("ExecutePreprocessor", {}).get("timeout")
+            or 60
+        )
     if timeout < 1:
         raise SetupError("--timeout must be at least 1 second")
-    jobs = opts.jobs or os.cpu_count() or 1
+    jobs = (os.cpu_count() or 1) if opts.jobs is None else opts.jobs
     if jobs < 1:
         raise SetupError("--jobs must be at least 1")
     if not opts.submissions.exists():
@@ -587,7 +612,9 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
             ensure_schema(db_url)
             ensure_course_row(db_url, cfg.CourseDirectory.get("course_id", ""))
         except Exception as err:  # noqa: BLE001
-            raise SetupError(f"cannot open the gradebook {db_url.split('@')[-1]}: {err}") from err
+            raise SetupError(
+                f"cannot open the gradebook {db_url.split('@')[-1]}: {_one_line(err)}"
+            ) from err
         record_assignment(course, cfg, opts.assignment, db_url, tmp / "release")
         template = tmp / "template.db"
         ensure_schema(f"sqlite:///{template}")
@@ -654,6 +681,12 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     return results
 
 
+def _one_line(err: Exception) -> str:
+    """The driver's own first line (SQLAlchemy wraps it in three lines and a link)."""
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 # --- reporting --------------------------------------------------------------------------
 
 CSV_HEAD = ["student_id", "assignment", "score", "max_score", "status", "flagged", "seconds"]
@@ -702,10 +735,9 @@ def print_summary(results, elapsed, workers, engine, sandbox, where, retried, ou
     n = len(results)
     scores = [r.score for r in results]
     max_score = max((r.max_score for r in results), default=0.0)
-    kinds = Counter()
+    kinds = Counter()  # students per kind: a student with two notebooks missing counts once
     for r in results:
-        for s in r.status or ["graded"]:
-            kinds[s.split(":")[0].split(" (")[0]] += 1
+        kinds.update({s.split(":")[0].split(" (")[0] for s in r.status or ["graded"]})
     lines = [
         "",
         f"Graded {n} submission{'s' * (n != 1)} in {elapsed:.1f} s with {workers} worker"
@@ -718,7 +750,9 @@ def print_summary(results, elapsed, workers, engine, sandbox, where, retried, ou
             f"Scores out of {max_score:g}: mean {mean(scores):.2f}, median {median(scores):g}, "
             f"full marks {sum(s == max_score for s in scores)}, zero {sum(s == 0 for s in scores)}."
         )
-    lines.append("What happened:")
+    lines.append(
+        f"What happened to the {n} student{'s' * (n != 1)} (one can be under several headings):"
+    )
     for what, count in kinds.most_common():
         lines.append(f"  {count:4d}  {what}")
     flagged = [r.student_id for r in results if r.flagged]

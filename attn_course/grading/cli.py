@@ -19,6 +19,22 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+DESCRIPTION = (
+    "The course's grading commands: grade a whole class's submissions of one assignment "
+    "(grade), or check one notebook before handing it in (check)."
+)
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1. 0 is an error, never "the default"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
 
 def _add_grade(sub) -> None:
     p = sub.add_parser(
@@ -37,7 +53,7 @@ def _add_grade(sub) -> None:
     p.add_argument(
         "--jobs",
         "-j",
-        type=int,
+        type=_at_least_one,
         default=None,
         help="parallel workers (default: the number of cores)",
     )
@@ -55,7 +71,7 @@ def _add_grade(sub) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=int,
+        type=_at_least_one,
         default=None,
         help="seconds per cell before it is interrupted (default: the course config's, else 60)",
     )
@@ -121,7 +137,9 @@ def _add_check(sub) -> None:
         ),
     )
     p.add_argument("notebook", metavar="NOTEBOOK", type=Path)
-    p.add_argument("--timeout", type=int, default=60, help="seconds per cell (default: 60)")
+    p.add_argument(
+        "--timeout", type=_at_least_one, default=60, help="seconds per cell (default: 60)"
+    )
     p.set_defaults(func=_check)
 
 
@@ -133,7 +151,7 @@ def _check(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``attn-course`` console script."""
-    parser = argparse.ArgumentParser(prog="attn-course", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="attn-course", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     _add_grade(sub)
     _add_check(sub)

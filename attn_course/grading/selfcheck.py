@@ -6,17 +6,25 @@ kills the kernel), then says for every graded part whether its tests passed,
 and if not, the test's own message. Only the tests in the notebook run: the
 hidden tests of the real grading were removed from the students' copy.
 
-From inside the notebook (save it first)::
+From a separate notebook (save the one you check first)::
 
     from attn_course.grading.selfcheck import check
     check("03_query_key_value.ipynb")
 
+A check that is itself being run by a check or by the grader (a student who put
+the line above into the notebook it checks) refuses in one line instead of
+starting the notebook again: the kernels of ``attn-course check`` carry
+``ATTN_COURSE_CHECK``, and nbgrader sets ``NBGRADER_EXECUTION`` for the kernels
+of ``autograde`` and ``validate`` (``attn-course grade`` does too).
+
 The rule for a test cell is the grader's: it passes when it finishes without an
-error. Text on stderr (a warning) does not fail it.
+error. Text on stderr (a warning) does not fail it. Monkeypatching is undone
+before each cell by the grader's guard, as in grading.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -26,6 +34,21 @@ from pathlib import Path
 __all__ = ["check", "check_notebook"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+CHECK_ENV = "ATTN_COURSE_CHECK"  # set for the kernels a check starts
+
+REFUSAL = (
+    "check() does nothing here: this notebook is being run by a check or by the grader. "
+    "Check it from a terminal (attn-course check NOTEBOOK) or from another notebook."
+)
+
+
+def _nested() -> str | None:
+    """Who is running this kernel, if it is a check's or the grader's; None for a student's."""
+    if os.environ.get(CHECK_ENV):
+        return "attn-course check"
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return f"nbgrader ({os.environ['NBGRADER_EXECUTION']})"
+    return None
 
 
 def _reason(cell) -> str | None:
@@ -42,34 +65,48 @@ def _unanswered(cell) -> bool:
     return "raise NotImplementedError()" in cell.source and "# YOUR CODE HERE" in cell.source
 
 
-def check_notebook(path: str | Path, timeout: int = 60, out=None) -> int:
-    """Run ``path`` and print per-part results. Returns 0 if every test cell passed, 1 if
-    some failed, 2 if the file is not a notebook."""
+def check_notebook(path: str | Path, timeout: int = 60, out=None, err=None) -> int:
+    """Run ``path`` and print per-part results on ``out``, errors on ``err``. Returns 0 if
+    every test cell passed, 1 if some failed, 2 if the file is not a notebook (or the check
+    is itself being run by a check or the grader)."""
     import nbformat
 
     from attn_course.grading.execute import GradingExecute
     from attn_course.grading.sandbox import Limits, Sandbox
 
-    out = out or sys.stdout
+    out, err_out = out or sys.stdout, err or sys.stderr
+    if _nested() is not None:  # e.g. `!attn-course check` in a notebook being checked
+        print(REFUSAL, file=err_out)
+        return 2
     path = Path(path)
     try:
         nb = nbformat.read(path, as_version=4)
     except FileNotFoundError:
-        print(f"{path}: no such file", file=out)
+        print(f"attn-course check: error: {path}: no such file", file=err_out)
         return 2
-    except Exception as err:  # noqa: BLE001
-        print(f"{path} is not a notebook that can be read ({type(err).__name__}: {err})", file=out)
+    except Exception as e:  # noqa: BLE001
+        print(
+            f"attn-course check: error: {path} is not a notebook that can be read "
+            f"({type(e).__name__}: {e})",
+            file=err_out,
+        )
         return 2
 
     print(f"Running {path.name} from top to bottom in a fresh kernel ...", file=out, flush=True)
     box = Path(tempfile.mkdtemp(prefix="attn-check-"))
+    before = os.environ.get(CHECK_ENV)
+    os.environ[CHECK_ENV] = "1"  # the kernel inherits this process's environment
     try:
         ex = GradingExecute()
         ex.sandbox, ex.limits = Sandbox("none"), Limits(timeout=timeout)
-        ex.box, ex.run_dir, ex.use_guard = box / "box", path.resolve().parent, False
+        ex.box, ex.run_dir, ex.use_guard = box / "box", path.resolve().parent, True
         (box / "box").mkdir()
         executed, _ = ex.preprocess(nb, {"metadata": {"path": str(path.resolve().parent)}})
     finally:
+        if before is None:
+            os.environ.pop(CHECK_ENV, None)
+        else:
+            os.environ[CHECK_ENV] = before
         shutil.rmtree(box, ignore_errors=True)
 
     rows = []
@@ -118,9 +155,26 @@ def check_notebook(path: str | Path, timeout: int = 60, out=None) -> int:
                 .get("grade_id", f"cell {i + 1}")
             )
             print(f"Note: {name} {kind}.", file=out)
+    report = ex.report
+    if report.undone:
+        print(
+            "Note: the notebook changes library functions the tests rely on ("
+            + ", ".join(report.undone[:4])
+            + "); the check undid that before each cell, and grading flags it for review.",
+            file=out,
+        )
+    if not report.guard_ok:
+        print(f"Note: grading would withhold the score: {report.guard_problem}.", file=out)
+        return 1
     return 0 if len(passed) == len(rows) else 1
 
 
-def check(path: str | Path, timeout: int = 60) -> bool:
-    """The self-check from inside a notebook: prints the results, returns True if all pass."""
+def check(path: str | Path, timeout: int = 60) -> bool | None:
+    """The self-check from a notebook: prints the results, returns True if all pass.
+
+    Run by a check or by the grader, it prints one line and returns None: checking would
+    start the notebook again, and again (each run starts another kernel)."""
+    if _nested() is not None:
+        print(REFUSAL)
+        return None
     return check_notebook(path, timeout=timeout) == 0

@@ -17,6 +17,7 @@ the course's gradebook: the parent process writes the result into it.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from traitlets.config import Config
 
 from attn_course.grading import configure
 from attn_course.grading.execute import GradingExecute
+from attn_course.grading.feedback import configure_feedback
 from attn_course.grading.preprocessors import report_of, zero_notebook
 
 __all__ = ["GradingTask", "Result", "grade_task", "read_files"]
@@ -195,6 +197,12 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
                 cand = readable[stem][0]
                 if cand is not None and len(_grade_ids(cand) & set(ids)) > overlap:
                     best, overlap = stem, len(_grade_ids(cand) & set(ids))
+            broken = sorted(st for st in unclaimed if readable[st][0] is None)
+            if best is None and broken:  # handed in, under another name, but unreadable
+                unclaimed.discard(broken[0])
+                why = readable[broken[0]][1]
+                result.status.append(f"not a notebook: {broken[0]}.ipynb is {why}")
+                continue
             if best is None:
                 result.status.append(f"notebook missing: {name}.ipynb")
                 continue
@@ -451,6 +459,8 @@ class _Feedback(GenerateFeedback):
 
 
 def _feedback(coursedir, cfg, task: GradingTask, log, result: Result) -> None:
+    cfg = copy.deepcopy(cfg)
+    configure_feedback(cfg)  # hidden tests stay hidden; maths without a network
     try:
         conv = _Feedback(coursedir=coursedir, config=cfg)
         conv.log = log

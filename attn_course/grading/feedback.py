@@ -1,0 +1,131 @@
+"""The feedback HTML a student gets: results in words, hidden tests kept hidden, no network.
+
+nbgrader's ``GenerateFeedback`` renders the autograded notebook with its HTML exporter and
+its ``feedback`` template. Out of the box that page shows the hidden tests in full (with
+their random seeds: a student could rebuild the inputs), names every entry of its index
+"Test cell", loads MathJax from a CDN and runs the words of markdown tables together. This
+module changes that through nbgrader's own extension points, as traits:
+
+- :class:`HideHiddenTests`, a ``GenerateFeedback`` preprocessor: nbgrader's
+  ``ClearHiddenTests`` (the same delimiters ``generate_assignment`` removes) on the test
+  cells, and a test cell's error shown as its message, without the traceback (a traceback
+  quotes the failing line of the hidden test);
+- :class:`FeedbackIndex`, a ``GenerateFeedback`` preprocessor: each test's name, points and
+  message for the page's index, and the MathJax script to inline;
+- :data:`TEMPLATE_DIR`, with the ``attn_feedback`` template (its
+  ``attn_feedback.html.j2`` extends nbgrader's ``feedback/index.html.j2``);
+- :func:`configure_feedback`, which adds all of it to a traitlets config.
+
+Register with ``configure_feedback(c)`` (``nbgrader_config.py`` does, so plain
+``nbgrader generate_feedback`` gets it too).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from functools import cache
+from pathlib import Path
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from traitlets import Bool
+
+__all__ = [
+    "TEMPLATE_DIR",
+    "TEMPLATE_NAME",
+    "FeedbackIndex",
+    "HideHiddenTests",
+    "configure_feedback",
+]
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_NAME = "attn_feedback"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _is_test_cell(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def _message(output) -> str:
+    text = " ".join(_ANSI.sub("", str(output.get("evalue", ""))).split())
+    return f"{output.get('ename', 'Error')}: {text}" if text else output.get("ename", "Error")
+
+
+class HideHiddenTests(ClearHiddenTests):
+    """nbgrader's ``ClearHiddenTests``, on the test cells only (a student's own cell cannot
+    make the feedback fail with a stray delimiter), leaving a line where tests were removed;
+    a test cell's error keeps its message and loses its traceback."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if not _is_test_cell(cell):
+            return cell, resources
+        before = cell.source
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if cell.source != before:
+            cell.source = cell.source.rstrip() + "\n# ... and hidden tests, run when graded"
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output["traceback"] = [_message(output)]
+        return cell, resources
+
+
+@cache
+def mathjax_js() -> str:
+    """MathJax 3 (SVG output: no font files to fetch) from sphinx-mathjax-offline, the copy
+    the book ships. Inlined because the feedback is one HTML file that gets mailed or
+    uploaded: a script path would break as soon as the file moves."""
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")  # imports nothing (and no Sphinx)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("sphinx-mathjax-offline is not installed (see requirements.lock)")
+    path = Path(spec.submodule_search_locations[0]) / "static" / "mathjax" / "tex-svg.js"
+    return path.read_text(encoding="utf-8")
+
+
+class FeedbackIndex(Preprocessor):
+    """Puts in ``resources["attn_feedback"]`` what the template shows: per test cell its
+    ``grade_id``, score, points and message ("passed", or its error in one line), and the
+    MathJax script. Runs after ``GetGrades`` (it reads the scores GetGrades sets)."""
+
+    enabled = Bool(True, help="nbconvert's preprocessors are off unless enabled").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        tests = []
+        for cell in nb.cells:
+            if not _is_test_cell(cell):
+                continue
+            meta = cell.metadata["nbgrader"]
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            tests.append(
+                {
+                    "grade_id": meta.get("grade_id", ""),
+                    "score": meta.get("score") or 0.0,
+                    "points": meta.get("points") or 0.0,
+                    "message": _message(errors[0]) if errors else "passed",
+                }
+            )
+        resources["attn_feedback"] = {"tests": tests, "mathjax_js": mathjax_js()}
+        return nb, resources
+
+
+def configure_feedback(c) -> None:
+    """Add the feedback settings to the traitlets config ``c`` (a course's ``nbgrader_config``
+    or the config of a ``GenerateFeedback`` converter)."""
+    import nbgrader
+
+    nbgrader_templates = Path(nbgrader.__file__).parent / "server_extensions/formgrader/templates"
+    c.GenerateFeedback.preprocessors = [
+        GetGrades,
+        HideHiddenTests,
+        CSSHTMLHeaderPreprocessor,
+        FeedbackIndex,
+    ]
+    c.HideHiddenTests.enforce_metadata = False  # test cells only: the rule does not apply
+    # Scoped to the feedback converter's exporter: a plain c.HTMLExporter setting would
+    # also replace the template of the formgrader (it loads nbgrader_config.py after its own)
+    exporter = c.GenerateFeedback.HTMLExporter
+    exporter.template_name = TEMPLATE_NAME
+    exporter.template_file = f"{TEMPLATE_NAME}.html.j2"
+    exporter.extra_template_basedirs = [str(TEMPLATE_DIR), str(nbgrader_templates)]
