@@ -39,6 +39,7 @@ __all__ = [
     "check_rows_sum_to_one",
     "check_shape",
     "run",
+    "run_unchanged",
     "to_numpy",
 ]
 
@@ -434,3 +435,41 @@ def check_rows_sum_to_one(what: str, got, axis: int = -1, hint: str = "") -> Non
             f"{what} should sum to 1 along axis {axis}, "
             f"but the sums are {np.round(sums, 4)}. {hint}"
         )
+
+
+# --- inputs left as they were -------------------------------------------------------------
+
+
+def _arrays(value, where: str):
+    """Every NumPy array in ``value`` (also inside dicts, lists and tuples), with its place."""
+    if isinstance(value, np.ndarray):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _arrays(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _arrays(item, f"{where}[{index}]")
+
+
+def run_unchanged(fn, *args, **kwargs):
+    """:func:`run`, then check that ``fn`` left every array it was given as it was.
+
+    A function that writes into its inputs (``x -= x.max()``, ``e[~mask] = -inf``) returns
+    the right values and silently changes the caller's scores, states or weights.
+    """
+    name = getattr(fn, "__name__", "your function")
+    try:
+        given = inspect.signature(fn).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):  # a wrong signature: run() below says so
+        given = {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
+    before = [(w, a, a.copy()) for arg, v in given.items() for w, a in _arrays(v, arg)]
+    result = run(fn, *args, **kwargs)
+    for where, array, copy in before:
+        if array.shape != copy.shape or not np.array_equal(array, copy, equal_nan=True):
+            raise AssertionError(
+                f"{name} changed its input `{where}` in place; the caller still needs it as it "
+                "was. Write the result into a new array (z = x - m, not x -= m; "
+                "np.where(mask, e, -np.inf), not e[~mask] = -np.inf), or work on a copy."
+            )
+    return result

@@ -35,16 +35,22 @@ from attn_course.nn.decoders import greedy_decode
 __all__ = ["evaluate", "exact_match", "sequence_loss", "token_accuracy", "train"]
 
 
-def sequence_loss(logits: torch.Tensor, tgt_out: torch.Tensor, tgt_mask: torch.Tensor):
-    """Mean cross-entropy over the real target tokens (EOS included, padding excluded).
+def sequence_loss(
+    logits: torch.Tensor,
+    tgt_out: torch.Tensor,
+    tgt_mask: torch.Tensor,
+):
+    """Mean cross-entropy over the real target tokens (EOS in, padding out).
 
     Shapes:
-        logits: (B, T, V); tgt_out: (B, T) long; tgt_mask: (B, T) bool; returns a scalar.
+        logits: (B, T, V); tgt_out: (B, T) long; tgt_mask: (B, T) bool;
+        returns a scalar.
     """
     if logits.shape[:2] != tgt_out.shape or tgt_out.shape != tgt_mask.shape:
         raise ValueError(
-            f"expected logits (B, T, V) with tgt_out and tgt_mask (B, T): got logits "
-            f"{shape_of(logits)}, tgt_out {shape_of(tgt_out)}, "
+            "expected logits (B, T, V) with tgt_out and tgt_mask (B, T): "
+            f"got logits {shape_of(logits)}, "
+            f"tgt_out {shape_of(tgt_out)}, "
             f"tgt_mask {shape_of(tgt_mask)}"
         )
     nll = torch.nn.functional.cross_entropy(

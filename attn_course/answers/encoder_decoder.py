@@ -32,7 +32,7 @@ __all__ = [
 
 
 def rnn_forward(x, W_x, W_h, b, h0=None):
-    """Run a tanh RNN over a sequence: all hidden states and the context C = h_n.
+    """Run a tanh RNN over a sequence: all states and the context C = h_n.
 
     Args:
         x: the inputs x_1..x_n.
@@ -43,19 +43,21 @@ def rnn_forward(x, W_x, W_h, b, h0=None):
         ``(h, C)``: every state h_1..h_n, and the last one.
 
     Shapes:
-        x: (..., n, d_x);  W_x: (d_x, d_h);  W_h: (d_h, d_h);  b: (d_h,);  h0: (..., d_h)
-        h: (..., n, d_h);  C: (..., d_h)
+        x: (..., n, d_x);  W_x: (d_x, d_h);  W_h: (d_h, d_h);  b: (d_h,)
+        h0: (..., d_h);  h: (..., n, d_h);  C: (..., d_h)
     """
     x = np.asarray(x)
     n, d_x = x.shape[-2:]
-    if W_x.shape[0] != d_x or W_h.shape != (W_x.shape[1], W_x.shape[1]):
+    d_h = W_x.shape[1]
+    if W_x.shape[0] != d_x or W_h.shape != (d_h, d_h):
         raise ValueError(
-            f"expected x (..., n, d_x), W_x (d_x, d_h), W_h (d_h, d_h): got x {x.shape}, "
-            f"W_x {W_x.shape}, W_h {W_h.shape}"
+            "expected x (..., n, d_x), W_x (d_x, d_h), W_h (d_h, d_h): "
+            f"got x {x.shape}, W_x {W_x.shape}, W_h {W_h.shape}"
         )
-    h_t = np.zeros((*x.shape[:-2], W_h.shape[0])) if h0 is None else h0  # (..., d_h)
+    h_t = np.zeros((*x.shape[:-2], d_h)) if h0 is None else h0  # (..., d_h)
     states = []
-    for t in range(n):  # one step per input: the encoder cannot run in parallel over t
+    # one step per input: the encoder cannot run in parallel over t
+    for t in range(n):
         h_t = np.tanh(x[..., t, :] @ W_x + h_t @ W_h + b)
         states.append(h_t)
     h = np.stack(states, axis=-2)  # (..., n, d_h)
@@ -63,36 +65,37 @@ def rnn_forward(x, W_x, W_h, b, h0=None):
 
 
 def cho_step(e, s_prev, C, params):
-    """One decoder step of Cho et al. (2014): C enters the state update and the output.
+    """One decoder step of Cho et al. (2014): C enters the state and the output.
 
     Args:
         e: embedding of the previous output token y_{t-1}.
         s_prev: the previous decoder state s_{t-1}.
         C: the context vector from the encoder (the same at every step).
-        params: dict with W_e (d_e, d_s), W_s (d_s, d_s), W_c (d_c, d_s), b (d_s,),
-            V_s (d_s, V), V_e (d_e, V), V_c (d_c, V), c (V,).
+        params: dict with W_e (d_e, d_s), W_s (d_s, d_s), W_c (d_c, d_s),
+            b (d_s,), V_s (d_s, V), V_e (d_e, V), V_c (d_c, V), c (V,).
 
     Returns:
-        ``(logits, s)``: scores of the next token, p(y_t) = softmax(logits), and s_t.
+        ``(logits, s)``: scores of the next token, p(y_t) = softmax(logits),
+        and s_t.
 
     Shapes:
         e: (..., d_e);  s_prev: (..., d_s);  C: (..., d_c)
         logits: (..., V);  s: (..., d_s)
     """
     p = params
-    s = np.tanh(e @ p["W_e"] + s_prev @ p["W_s"] + C @ p["W_c"] + p["b"])  # (..., d_s)
+    s = np.tanh(e @ p["W_e"] + s_prev @ p["W_s"] + C @ p["W_c"] + p["b"])
     logits = s @ p["V_s"] + e @ p["V_e"] + C @ p["V_c"] + p["c"]  # (..., V)
     return logits, s
 
 
 def sutskever_step(e, s_prev, params):
-    """One decoder step of Sutskever et al. (2014): C is not an input; it was only s_0.
+    """One decoder step of Sutskever et al. (2014): C was only s_0.
 
     Args:
         e: embedding of the previous output token y_{t-1}.
         s_prev: the previous decoder state s_{t-1} (s_0 = C).
-        params: dict with W_e (d_e, d_s), W_s (d_s, d_s), b (d_s,), V_s (d_s, V),
-            V_e (d_e, V), c (V,).
+        params: dict with W_e (d_e, d_s), W_s (d_s, d_s), b (d_s,),
+            V_s (d_s, V), V_e (d_e, V), c (V,).
 
     Returns:
         ``(logits, s)``.
@@ -107,19 +110,22 @@ def sutskever_step(e, s_prev, params):
 
 
 def position_influence(encode, x, eps=1e-5):
-    r"""How strongly each input position influences the context: \|dC/dx_j\| for every j.
+    r"""How strongly each input position influences the context, \|dC/dx_j\|.
 
-    The derivative is measured by central finite differences, one input coordinate at
-    a time, so ``encode`` can be any function (no autograd needed):
+    The derivative is measured by central finite differences, one input
+    coordinate at a time, so ``encode`` can be any function (no autograd):
 
     .. math::
 
-        \frac{\partial C}{\partial x_{jk}} \approx
-        \frac{C(x + \varepsilon\, e_{jk}) - C(x - \varepsilon\, e_{jk})}{2\varepsilon},
-        \qquad \text{influence}_j = \Big\| \frac{\partial C}{\partial x_j} \Big\|_F
+        \frac{\partial C}{\partial x_{jl}} \approx
+        \frac{C(x + \varepsilon e_{jl}) - C(x - \varepsilon e_{jl})}
+             {2\varepsilon},
+        \qquad
+        \text{influence}_j = \Big\| \frac{\partial C}{\partial x_j} \Big\|_F
 
     Args:
-        encode: ``encode(x) -> C``, e.g. ``lambda x: rnn_forward(x, W_x, W_h, b)[1]``.
+        encode: ``encode(x) -> C``,
+            e.g. ``lambda x: rnn_forward(x, W_x, W_h, b)[1]``.
         x: one input sequence.
         eps: finite-difference step.
 
@@ -130,12 +136,13 @@ def position_influence(encode, x, eps=1e-5):
     n, d_x = x.shape
     influence = np.zeros(n)
     for j in range(n):
-        J_j = []  # columns dC/dx_jk, k = 1..d_x
-        for k in range(d_x):
+        J_j = []  # columns dC/dx_jl, l = 1..d_x
+        for l in range(d_x):
             step = np.zeros_like(x)
-            step[j, k] = eps
-            J_j.append((encode(x + step) - encode(x - step)) / (2 * eps))  # (d_c,)
-        influence[j] = np.sqrt(np.sum(np.square(J_j)))  # Frobenius norm of (d_c, d_x)
+            step[j, l] = eps
+            J_j.append((encode(x + step) - encode(x - step)) / (2 * eps))
+        # Frobenius norm of the (d_c, d_x) Jacobian
+        influence[j] = np.sqrt(np.sum(np.square(J_j)))
     return influence
 
 

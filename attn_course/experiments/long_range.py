@@ -192,18 +192,21 @@ def accuracy_against_distance(
 
 
 def multiply_adds(n: int, d: int) -> dict[str, int]:
-    """Multiply-adds of one layer on a sequence of n vectors of size d (the layers of
-    :func:`layer_times`; biases, softmax and gate nonlinearities left out).
+    """Multiply-adds of one layer on a sequence of n vectors of size d.
 
-    - self-attention: Q, K, V and output projections 4 n d^2, scores Q K^T n^2 d,
-      weighted sum n^2 d: ``4 n d^2 + 2 n^2 d``.
-    - GRU: per step, three gates each with an input and a hidden matrix (d x d):
-      ``6 n d^2``.
+    The layers are those of :func:`layer_times`; biases, softmax and gate
+    nonlinearities are left out.
 
-    Both have the n d^2 projections; attention adds 2 n^2 d, the GRU 2 n d^2 more,
-    so attention does less work exactly when n < d.
+    - self-attention: Q, K, V and output projections 4 n d^2, scores Q K^T
+      n^2 d, weighted sum n^2 d: ``4 n d^2 + 2 n^2 d``.
+    - GRU: per step, three gates each with an input and a hidden matrix
+      (d x d): ``6 n d^2``.
+
+    Both have the n d^2 projections; attention adds 2 n^2 d, the GRU 2 n d^2
+    more, so attention does less work exactly when n < d.
     """
-    return {"self-attention": 4 * n * d * d + 2 * n * n * d, "GRU": 6 * n * d * d}
+    attention = 4 * n * d * d + 2 * n * n * d
+    return {"self-attention": attention, "GRU": 6 * n * d * d}
 
 
 def min_time(fn: Callable[[], object], repeats: int = 7, number: int = 1) -> float:

@@ -17,13 +17,15 @@ __all__ = ["attention", "hard_attention", "hard_weights"]
 
 
 def attention(query, keys, values, score=scaled_dot_score, mask=None):
-    """Soft attention: every value gets a weight, the output is their weighted average.
+    """Soft attention: every value gets a weight; the output is their average.
 
     Args:
         query, keys, values: see Shapes.
-        score: ``score(query, keys) -> scores``, e.g. ``dot_score``, ``cosine_score``
-            or ``functools.partial(additive_score, **params)``. Default: scaled dot.
-        mask: optional bool, broadcastable to the weights' shape; True = may attend.
+        score: ``score(query, keys) -> scores``, e.g. ``dot_score``,
+            ``cosine_score`` or ``functools.partial(additive_score, **params)``.
+            Default: scaled dot.
+        mask: optional bool, broadcastable to the weights' shape;
+            True = may attend.
 
     Returns:
         ``(output, weights)``.
@@ -32,7 +34,8 @@ def attention(query, keys, values, score=scaled_dot_score, mask=None):
         query: (..., T_q, d_k), or (d_k,) for a single query
         keys: (..., T_k, d_k)
         values: (..., T_k, d_v)
-        weights: (..., T_q, T_k), or (..., T_k) for a single query; rows sum to 1
+        weights: (..., T_q, T_k), or (..., T_k) for a single query;
+            rows sum to 1
         output: (..., T_q, d_v), or (..., d_v) for a single query
     """
     check_same_length(keys, values)

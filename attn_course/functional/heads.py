@@ -16,7 +16,7 @@ __all__ = ["merge_heads", "multi_head_attention", "split_heads"]
 
 
 def split_heads(x, num_heads: int):
-    """Cut the feature axis into ``num_heads`` slices and make the heads a batch axis.
+    """Cut the feature axis into ``num_heads`` slices; heads become an axis.
 
     Shapes: x (..., T, num_heads * d_k) -> (..., num_heads, T, d_k)
     """
@@ -24,12 +24,14 @@ def split_heads(x, num_heads: int):
     d = x.shape[-1]
     if num_heads < 1 or d % num_heads != 0:
         raise ValueError(
-            f"the feature size must split evenly into num_heads={num_heads} heads: "
+            "the feature size must split evenly into "
+            f"num_heads={num_heads} heads: "
             f"x has shape {shape_of(x)} (last axis {d})"
         )
     xp = array_namespace(x)
     *batch, T, _ = shape_of(x)
-    x = xp.reshape(x, (*batch, T, num_heads, d // num_heads))  # (..., T, h, d_k)
+    d_k = d // num_heads
+    x = xp.reshape(x, (*batch, T, num_heads, d_k))  # (..., T, h, d_k)
     return xp.moveaxis(x, -2, -3)  # (..., h, T, d_k)
 
 
@@ -62,15 +64,17 @@ def multi_head_attention(
     b_V=None,
     b_O=None,
 ):
-    r"""Multi-head attention (Vaswani et al. 2017): ``num_heads`` attentions side by side.
+    r"""Multi-head attention (Vaswani et al. 2017): attentions side by side.
 
     .. math::
 
-        \mathrm{head}_i = \mathrm{Attention}(Q W_Q^{(i)}, K W_K^{(i)}, V W_V^{(i)}),
+        \mathrm{head}_r =
+            \mathrm{Attention}(Q W_Q^{(r)}, K W_K^{(r)}, V W_V^{(r)}),
         \qquad
-        \mathrm{MultiHead}(Q, K, V) = [\mathrm{head}_1; \dots; \mathrm{head}_h] W_O
+        \mathrm{MultiHead}(Q, K, V) =
+            [\mathrm{head}_1; \dots; \mathrm{head}_h] W_O
 
-    Head i uses columns ``i*d_k:(i+1)*d_k`` of W_Q, W_K (and of W_V with d_v),
+    Head r uses columns ``r*d_k:(r+1)*d_k`` of W_Q, W_K (and of W_V with d_v),
     which is how ``torch.nn.MultiheadAttention`` slices its weights too: with
     ``W_Q = mha.in_proj_weight[:d].T`` (and so on) the two agree. For
     self-attention pass the same sequence three times.
@@ -79,17 +83,21 @@ def multi_head_attention(
         query, keys, values: the three inputs (the same x for self-attention).
         W_Q, W_K, W_V, W_O: projection matrices, applied as ``x @ W``.
         num_heads: h; the projected sizes must be divisible by it.
-        mask: optional bool, broadcastable to (..., h, T_q, T_k), True = may attend.
-            A (T_q, T_k) mask is shared by every example and head; a padding mask
-            (B, T_k) goes in as ``mask[:, None, None, :]``.
-        b_Q, b_K, b_V, b_O: optional biases (torch's module has them by default).
+        mask: optional bool, broadcastable to (..., h, T_q, T_k);
+            True = may attend. A (T_q, T_k) mask is shared by every example
+            and head; a padding mask (B, T_k) goes in as
+            ``mask[:, None, None, :]``.
+        b_Q, b_K, b_V, b_O: optional biases (torch's module has them by
+            default).
 
     Returns:
         ``(output, weights)``, weights per head.
 
     Shapes:
-        query: (..., T_q, d_q);  keys: (..., T_k, d_kin);  values: (..., T_k, d_vin)
-        W_Q: (d_q, h*d_k);  W_K: (d_kin, h*d_k);  W_V: (d_vin, h*d_v);  W_O: (h*d_v, d_out)
+        query: (..., T_q, d_q);  keys: (..., T_k, d_kin)
+        values: (..., T_k, d_vin)
+        W_Q: (d_q, h*d_k);  W_K: (d_kin, h*d_k);  W_V: (d_vin, h*d_v)
+        W_O: (h*d_v, d_out)
         weights: (..., h, T_q, T_k)
         output: (..., T_q, d_out)
     """
@@ -97,12 +105,17 @@ def multi_head_attention(
         check_sequence(seq, name)
     if W_Q.shape[-1] != W_K.shape[-1]:
         raise ValueError(
-            "queries and keys are compared by a dot product, so W_Q and W_K need the same output "
-            f"size h*d_k: W_Q has shape {shape_of(W_Q)}, W_K has shape {shape_of(W_K)}"
+            "queries and keys are compared by a dot product, so W_Q and W_K "
+            "need the same output size h*d_k: "
+            f"W_Q has shape {shape_of(W_Q)}, W_K has shape {shape_of(W_K)}"
         )
-    Q = split_heads(project(query, W_Q, b_Q, "query", "W_Q"), num_heads)  # (..., h, T_q, d_k)
-    K = split_heads(project(keys, W_K, b_K, "keys", "W_K"), num_heads)  # (..., h, T_k, d_k)
-    V = split_heads(project(values, W_V, b_V, "values", "W_V"), num_heads)  # (..., h, T_k, d_v)
-    heads, weights = attention(Q, K, V, mask=mask)  # (..., h, T_q, d_v), (..., h, T_q, T_k)
-    output = project(merge_heads(heads), W_O, b_O, "the merged heads", "W_O")  # (..., T_q, d_out)
+    h = num_heads
+    Q = project(query, W_Q, b_Q, "query", "W_Q")  # (..., T_q, h*d_k)
+    K = project(keys, W_K, b_K, "keys", "W_K")  # (..., T_k, h*d_k)
+    V = project(values, W_V, b_V, "values", "W_V")  # (..., T_k, h*d_v)
+    Q, K, V = (split_heads(M, h) for M in (Q, K, V))  # each (..., h, T, d_head)
+    # (..., h, T_q, d_v), (..., h, T_q, T_k)
+    heads, weights = attention(Q, K, V, mask=mask)
+    # (..., T_q, d_out)
+    output = project(merge_heads(heads), W_O, b_O, "the merged heads", "W_O")
     return output, weights

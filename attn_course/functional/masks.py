@@ -21,7 +21,9 @@ __all__ = ["causal_mask", "padding_mask"]
 
 
 def causal_mask(T: int):
-    """The decoder's mask: position i may attend to positions 0..i only, never to the future.
+    """The decoder's mask: position i may attend to positions 0..i only.
+
+    It never attends to the future.
 
     Returns a NumPy bool array, True = may attend (lower triangle with the
     diagonal). It broadcasts over batches and heads, and torch code can pass

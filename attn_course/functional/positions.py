@@ -17,16 +17,19 @@ def sinusoidal_positional_encoding(T: int, d_model: int, base: float = 10000.0):
     every 2*pi positions down to one every 2*pi*base positions. Added to the
     token embeddings, it gives every position a distinct signature.
 
-    Returns a NumPy float64 array (use ``torch.as_tensor(pe, dtype=...)`` in torch).
+    Returns a NumPy float64 array (``torch.as_tensor(pe, dtype=...)`` for
+    torch).
 
     Shapes: returns (T, d_model).
     """
     if T < 1 or d_model < 1:
-        raise ValueError(f"T and d_model must be positive, got T={T}, d_model={d_model}")
+        got = f"got T={T}, d_model={d_model}"
+        raise ValueError(f"T and d_model must be positive, {got}")
     pos = np.arange(T)[:, None]  # (T, 1)
     two_i = np.arange(0, d_model, 2)  # (ceil(d/2),)  the even columns 2i
     angle = pos / base ** (two_i / d_model)  # (T, ceil(d/2))
     pe = np.empty((T, d_model))
     pe[:, 0::2] = np.sin(angle)
-    pe[:, 1::2] = np.cos(angle[:, : d_model // 2])  # odd d_model: one sin column more
+    # an odd d_model has one sine column more than cosine columns
+    pe[:, 1::2] = np.cos(angle[:, : d_model // 2])
     return pe

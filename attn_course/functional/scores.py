@@ -55,7 +55,8 @@ def scaled_dot_score(query, keys):
     dividing by sqrt(d_k) brings it back to 1, so the softmax does not
     saturate as the dimension grows.
 
-    Shapes: query (..., T_q, d_k) or (d_k,); keys (..., T_k, d_k) -> (..., T_q, T_k) or (..., T_k).
+    Shapes: query (..., T_q, d_k) or (d_k,); keys (..., T_k, d_k)
+        -> (..., T_q, T_k) or (..., T_k).
     """
     check_feature_dims(query, keys)
     d_k = keys.shape[-1]
@@ -63,16 +64,19 @@ def scaled_dot_score(query, keys):
 
 
 def cosine_score(query, keys, eps: float = 1e-8):
-    """Cosine similarity q . k_j / (||q|| ||k_j||): the angle only, lengths ignored.
+    """Cosine similarity q . k_j / (||q|| ||k_j||): the angle only, not lengths.
 
-    ``eps`` keeps a zero vector from dividing by zero (its score is 0).
+    Each vector is divided by max(its length, ``eps``), so a zero vector
+    scores 0 instead of dividing by zero.
 
-    Shapes: query (..., T_q, d) or (d,); keys (..., T_k, d) -> (..., T_q, T_k) or (..., T_k).
+    Shapes: query (..., T_q, d) or (d,); keys (..., T_k, d)
+        -> (..., T_q, T_k) or (..., T_k).
     """
     check_feature_dims(query, keys)
     xp = array_namespace(query, keys)
-    q_norm = xp.linalg.vector_norm(query, axis=-1, keepdims=True)  # (..., T_q, 1)
-    k_norm = xp.linalg.vector_norm(keys, axis=-1, keepdims=True)  # (..., T_k, 1)
+    norm = xp.linalg.vector_norm
+    q_norm = norm(query, axis=-1, keepdims=True)  # (..., T_q, 1)
+    k_norm = norm(keys, axis=-1, keepdims=True)  # (..., T_k, 1)
     q_hat = query / xp.maximum(q_norm, xp.asarray(eps, dtype=q_norm.dtype))
     k_hat = keys / xp.maximum(k_norm, xp.asarray(eps, dtype=k_norm.dtype))
     return q_hat @ _keys_T(k_hat)

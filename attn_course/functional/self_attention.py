@@ -30,15 +30,17 @@ __all__ = ["permutation_equivariance_error", "projected_self_attention", "self_a
 
 
 def self_attention(x, mask=None, score=scaled_dot_score):
-    r"""Self-attention with Q = K = V = X: every position attends to every position of x.
+    r"""Self-attention with Q = K = V = X: every position attends to every one.
 
-    Exactly :func:`attn_course.functional.attention.attention` with the sequence passed three
-    times: ``softmax(x x^T / sqrt(d)) x`` for the default scaled dot score.
+    Exactly :func:`attn_course.functional.attention.attention` with the
+    sequence passed three times: ``softmax(x x^T / sqrt(d)) x`` for the
+    default scaled dot score.
 
     Args:
         x: the sequence.
         mask: optional bool, broadcastable to (..., T, T); True = may attend
-            (e.g. :func:`causal_mask` or :func:`padding_mask` ``[..., None, :]``).
+            (e.g. :func:`causal_mask`, or :func:`padding_mask`
+            ``[..., None, :]``).
         score: the relevance score, as in ``attention``.
 
     Returns:
@@ -54,7 +56,7 @@ def self_attention(x, mask=None, score=scaled_dot_score):
 
 
 def projected_self_attention(x, W_Q, W_K, W_V, mask=None):
-    r"""Self-attention with learned projections: Q = X W_Q, K = X W_K, V = X W_V.
+    r"""Self-attention with projections: Q = X W_Q, K = X W_K, V = X W_V.
 
     Without projections a token's query, key and value are the same vector, so
     it always scores itself highly (x . x = ||x||^2). The projections let a
@@ -69,8 +71,9 @@ def projected_self_attention(x, W_Q, W_K, W_V, mask=None):
     check_sequence(x)
     if W_Q.shape != W_K.shape:
         raise ValueError(
-            "queries and keys are compared by a dot product, so W_Q and W_K must have the same "
-            f"shape (d_model, d_k): W_Q has shape {shape_of(W_Q)}, W_K has shape {shape_of(W_K)}"
+            "queries and keys are compared by a dot product, so W_Q and W_K "
+            "must have the same shape (d_model, d_k): "
+            f"W_Q has shape {shape_of(W_Q)}, W_K has shape {shape_of(W_K)}"
         )
     Q = project(x, W_Q, W_name="W_Q")  # (..., T, d_k)
     K = project(x, W_K, W_name="W_K")  # (..., T, d_k)
@@ -79,16 +82,20 @@ def projected_self_attention(x, W_Q, W_K, W_V, mask=None):
 
 
 def permutation_equivariance_error(f, x, perm) -> float:
-    """How far ``f`` is from being permutation-equivariant on ``x``: max |f(x[perm]) - f(x)[perm]|.
+    """How far ``f`` is from permutation-equivariant on ``x``.
+
+    The error is max |f(x[perm]) - f(x)[perm]|.
 
     Shuffle the positions of the input, run ``f``; shuffle the output of the
     unshuffled input the same way; compare. Self-attention without positional
     information gives 0 up to rounding (about 1e-15 in float64): it treats the
-    input as a *set*. Anything that knows positions gives a clearly larger number.
+    input as a *set*. Anything that knows positions gives a clearly larger
+    number.
 
     Args:
-        f: maps a sequence (..., T, d) to (..., T, d_out), or to ``(output, weights)``
-            (as the attention functions do), in which case the output is compared.
+        f: maps a sequence (..., T, d) to (..., T, d_out), or to
+            ``(output, weights)`` (as the attention functions do), in which
+            case the output is compared.
         x: the sequence.
         perm: a permutation of range(T), as a list or integer array.
 
@@ -100,8 +107,8 @@ def permutation_equivariance_error(f, x, perm) -> float:
     perm_np = np.asarray(perm)
     if perm_np.shape != (T,) or sorted(perm_np.tolist()) != list(range(T)):
         raise ValueError(
-            f"perm must be a permutation of range(T) with T = {T} (x has shape {shape_of(x)}), "
-            f"got {perm_np.tolist()}"
+            f"perm must be a permutation of range(T) with T = {T} "
+            f"(x has shape {shape_of(x)}), got {perm_np.tolist()}"
         )
     index = xp.asarray(perm_np.astype(np.int64))
 
@@ -112,4 +119,5 @@ def permutation_equivariance_error(f, x, perm) -> float:
     shuffled_then_f = out(xp.take(x, index, axis=x.ndim - 2))  # f(x[perm])
     f_then_shuffled = xp.take(out(x), index, axis=x.ndim - 2)  # f(x)[perm]
     error = xp.max(xp.abs(shuffled_then_f - f_then_shuffled))
-    return float(error.detach() if hasattr(error, "detach") else error)  # torch: leave the graph
+    # torch: leave the graph
+    return float(error.detach() if hasattr(error, "detach") else error)

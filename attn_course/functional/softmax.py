@@ -30,9 +30,10 @@ def softmax(x, axis: int = -1):
 
 
 def masked_softmax(x, mask, axis: int = -1):
-    """Softmax over the entries where ``mask`` is True only (e.g. real tokens, not padding).
+    """Softmax over the entries where ``mask`` is True (e.g. real tokens).
 
-    ``mask`` follows PyTorch's boolean convention: True means "may be attended to".
+    ``mask`` follows PyTorch's boolean convention: True means "may be attended
+    to".
     Masked entries get weight exactly 0. They are set to ``-inf`` *before* the
     softmax; zeroing them afterwards would leave the other weights summing to
     less than 1.
@@ -44,19 +45,21 @@ def masked_softmax(x, mask, axis: int = -1):
     Shapes:
         x: (..., T_k), scores.
         mask: bool, broadcastable to ``x``.
-        returns: same shape as ``x``; each row sums to 1, or to 0 if fully masked.
+        returns: same shape as ``x``; each row sums to 1, or to 0 if fully
+            masked.
     """
     xp = array_namespace(x)
     try:
         mask = xp.broadcast_to(xp.asarray(mask, dtype=xp.bool), x.shape)
     except (ValueError, RuntimeError) as err:
         raise ValueError(
-            f"mask must broadcast to the scores' shape: mask has shape {shape_of(mask)}, "
-            f"scores have shape {shape_of(x)}"
+            "mask must broadcast to the scores' shape: "
+            f"mask has shape {shape_of(mask)}, scores have shape {shape_of(x)}"
         ) from err
     z = xp.where(mask, x, -math.inf)
     row_max = xp.max(z, axis=axis, keepdims=True)
-    row_max = xp.where(xp.isfinite(row_max), row_max, 0.0)  # fully masked row: max is -inf
+    # a fully masked row has max -inf
+    row_max = xp.where(xp.isfinite(row_max), row_max, 0.0)
     e = xp.exp(z - row_max)  # exp(-inf) = 0 exactly on masked entries
     total = xp.sum(e, axis=axis, keepdims=True)
     return e / xp.where(total > 0, total, 1.0)  # fully masked row: 0 / 1 = 0

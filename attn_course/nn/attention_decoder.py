@@ -155,16 +155,19 @@ class AttentionDecoder(nn.Module):
             self.hard_k = previous
 
     def attend(self, s_prev, h, src_mask):
-        """One attention read: the weights alpha_i and the context C_i for the state s_{i-1}.
+        """One attention read: weights alpha_i and context C_i for s_{i-1}.
 
         Shapes: s_prev (B, d_hidden), h (B, S, d_enc), src_mask (B, S)
             -> C_i (B, d_enc), alpha_i (B, S)
         """
+        query = s_prev[:, None, :]  # (B, 1, d_hidden): one query per sequence
+        mask = src_mask[:, None, :]  # (B, 1, S)
         read = attention  # soft: every input gets a weight
-        if self.hard_k is not None:  # hard: only the top-k inputs survive
+        if self.hard_k is not None:  # hard: only the top k survive
             read = partial(hard_attention, k=min(self.hard_k, h.shape[1]))
-        C_i, alpha = read(s_prev[:, None, :], h, h, score=self.score, mask=src_mask[:, None, :])
-        return C_i[:, 0], alpha[:, 0]  # one query per sequence, keys = values = h
+        # (B, 1, d_enc), (B, 1, S); keys = values = h
+        C_i, alpha = read(query, h, h, score=self.score, mask=mask)
+        return C_i[:, 0], alpha[:, 0]
 
     def init_state(self, h, C, src_mask):
         """The first state s_0 = tanh(W_0 C); also starts a fresh ``last_alpha``.
@@ -176,10 +179,11 @@ class AttentionDecoder(nn.Module):
         return torch.tanh(self.init(C))
 
     def step(self, y_prev, state, h, C, src_mask):
-        """One output step: attend with s_{i-1}, update the state to s_i, score every y_i.
+        """One output step: attend with s_{i-1}, update to s_i, score every y_i.
 
-        ``C`` (the encoder's single summary) is only used by :meth:`init_state`; it is in
-        the signature so that every decoder of the course is stepped the same way.
+        ``C`` (the encoder's single summary) is only used by
+        :meth:`init_state`; it is in the signature so that every decoder of
+        the course is stepped the same way.
 
         Shapes: y_prev (B,) long, state s_{i-1} (B, d_hidden), h (B, S, d_enc),
             C (B, d_enc), src_mask (B, S) -> logits (B, V), s_i (B, d_hidden)
@@ -188,7 +192,7 @@ class AttentionDecoder(nn.Module):
         C_i, alpha = self.attend(state, h, src_mask)  # (B, d_enc), (B, S)
         s = self.cell(torch.cat([e, C_i], dim=-1), state)  # (B, d_hidden)  s_i
         logits = self.out(torch.cat([s, C_i, e], dim=-1))  # (B, V)
-        self._alphas.append(alpha.detach())  # kept for plotting: (B, S) per step
+        self._alphas.append(alpha.detach())  # for plotting: (B, S) per step
         return logits, s
 
     def forward(self, tgt_in, h, C, src_mask):

@@ -98,17 +98,25 @@ class Encoder(nn.Module):
         """Run the RNN over input vectors x (B, S, d_emb): returns (h, C)."""
         if x.ndim != 3 or tuple(x.shape[:2]) != shape_of(src_mask):
             raise ValueError(
-                f"inputs (B, S, d_emb) and src_mask (B, S) disagree: x has shape "
-                f"{shape_of(x)}, src_mask has shape {shape_of(src_mask)}"
+                "inputs (B, S, d_emb) and src_mask (B, S) disagree: "
+                f"x has shape {shape_of(x)}, "
+                f"src_mask has shape {shape_of(src_mask)}"
             )
         B, S, _ = x.shape
         lengths = mask_lengths(src_mask).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            x,
+            lengths,
+            batch_first=True,
+            enforce_sorted=False,
+        )
         out, last = self.rnn(packed)
-        h, _ = pad_packed_sequence(out, batch_first=True, total_length=S)  # (B, S, d_enc)
+        # (B, S, d_enc)
+        h, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
         if self.cell == "lstm":
-            last = last[0]  # (h_n, c_n): C is the hidden state, not the memory cell
-        # last: (num_directions, B, d_hidden); the backward direction ends at token 1
+            last = last[0]  # (h_n, c_n): C is the hidden state, not the cell
+        # last: (num_directions, B, d_hidden); the backward direction ends at
+        # token 1
         C = torch.cat(list(last), dim=-1)  # (B, d_enc)
         return h, C
 

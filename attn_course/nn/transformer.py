@@ -39,9 +39,11 @@ class EncoderLayer(nn.Module):
         return self.attn.weights
 
     def forward(self, x, mask=None):
-        a, _ = self.attn(x, mask=mask)  # (B, T, d_model) every position mixes in the others
+        # (B, T, d_model): every position mixes in the others
+        a, _ = self.attn(x, mask=mask)
         x = self.norm1(x + self.dropout(a))
-        x = self.norm2(x + self.dropout(self.ff(x)))  # (B, T, d_model) per position
+        # (B, T, d_model): position by position
+        x = self.norm2(x + self.dropout(self.ff(x)))
         return x
 
 
