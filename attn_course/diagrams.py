@@ -767,7 +767,8 @@ def multi_head_attention(n: int, d: int, heads: int) -> DiagramFigure:
     y_x, y_w, y_qkv, y_head, y_cat, y_o, y_out = 0.0, 0.75, 1.5, 2.4, 3.3, 4.05, 4.8
     g.box("X", 0.0, y_x, "$X$", "encoder", w=0.5)
     g.label(0.3, y_x, f"$(n, d) = {(n, d)}$", ha="left", size=NOTE_PT)
-    head_dx = max(1.15, gap * 2 / max(heads - 1, 1)) if heads > 1 else 0.0
+    head_w = 0.55 + 0.08 * len(str((n, d_k)))  # the head's shape, about 0.08 in per character
+    head_dx = max(head_w + 0.12, gap * 2 / max(heads - 1, 1)) if heads > 1 else 0.0
     x_heads = [(r - (heads + 1) / 2) * head_dx for r in range(1, heads + 1)]
     colors = palette(heads) if heads > 1 else [ROLES["decoder"]]
     for name, x in xs.items():
@@ -780,14 +781,22 @@ def multi_head_attention(n: int, d: int, heads: int) -> DiagramFigure:
             f"head{r}",
             x,
             y_head,
-            f"head {r}\n$(n, d_k) = {(n, d_k)}$",
+            f"head {r}\n$(n, d_k)$: {(n, d_k)}",
             "neutral",
-            w=1.05,
+            w=head_w,
             h=0.5,
             size=NOTE_PT,
         )
-        for name in xs:
-            g.arrow(f"{name}{r}", f"head{r}", color=_shade(colors[r - 1], 0.2))
+        head = g.parts[f"head{r}"]
+        for k, name in enumerate(xs):  # top of each slice to the head's bottom edge:
+            piece = g.parts[f"{name}{r}"]  # no arrow cuts a neighbouring box
+            g.arrow(
+                piece.name,
+                head.name,
+                start=(piece.x, piece.top),
+                end=(head.x + (k - 1) * head.w / 4, head.bottom),
+                color=_shade(colors[r - 1], 0.2),
+            )
     _segmented_bar(g, "concat", 0.0, y_cat, None, heads, seg)
     g.label(-bar / 2 - 0.08, y_cat, "concat", ha="right", size=NOTE_PT)
     g.label(bar / 2 + 0.08, y_cat, f"$(n, d) = {(n, d)}$", ha="left", size=NOTE_PT)
