@@ -422,7 +422,7 @@ def encoder_decoder(n: int, m: int | None = None, design: str = "cho") -> Diagra
     if design not in ("cho", "sutskever"):
         raise ValueError(f"design must be 'cho' or 'sutskever', got {design!r}")
     d = Diagram()
-    dx, w = 0.46, 0.36
+    dx, w = 0.39, 0.31
     cho = design == "cho"
     # Cho: C sits above the state row, outputs higher still, so that C's arrows to every
     # s_i and every y_i pass between the boxes.
@@ -439,9 +439,9 @@ def encoder_decoder(n: int, m: int | None = None, design: str = "cho") -> Diagra
         d.box("C", x_C, y_C, "$C$", "attention", w=w)
         x_dec = x_C + dx + 0.06  # decoder column 1
     else:
-        x_C = (n - 1) * dx + 0.56
-        d.box("C", x_C, y_state, "$s_0{=}C$", "attention", w=0.62)
-        x_dec = x_C + 0.56
+        x_C = (n - 1) * dx + 0.47
+        d.box("C", x_C, y_state, "$s_0{=}C$", "attention", w=0.58)
+        x_dec = x_C + 0.47
     d.arrow(f"h{n}", "C")
     for i in range(1, m + 1):
         x = x_dec + (i - 1) * dx
@@ -495,12 +495,12 @@ def bahdanau_step(n: int) -> DiagramFigure:
     """
     _check_sizes(n=n)
     d = Diagram()
-    dx = 0.62
+    dx = 0.58
     x_end = (n - 1) * dx
     y_h, y_e, y_soft, y_a, y_C, y_s = 0.0, 0.85, 1.6, 2.3, 3.05, 3.8
     d.stack("h", "h", 0.0, y_h, n, dx, "encoder")
     # s_(i-1) sits low on the left, so that its arrows reach every e_ij under the row.
-    d.box("s_prev", -0.8, (y_h + y_e) / 2, "$s_{i-1}$", "decoder", w=0.56)
+    d.box("s_prev", -0.72, (y_h + y_e) / 2, "$s_{i-1}$", "decoder", w=0.54)
     d.box("softmax", x_end / 2, y_soft, "softmax", "attention", w=x_end + 0.5)
     for j in range(1, n + 1):
         x = (j - 1) * dx
@@ -514,7 +514,7 @@ def bahdanau_step(n: int) -> DiagramFigure:
     for j in range(1, n + 1):
         d.arrow(f"alpha{j}", "C_i")
     # The values of the weighted sum: the states h_j themselves, brought up beside the stack.
-    x_route = x_end + 0.55
+    x_route = x_end + 0.45
     d.arrow(
         "h",
         "C_i",
@@ -523,7 +523,7 @@ def bahdanau_step(n: int) -> DiagramFigure:
         color=ROLES["encoder"],
     )
     d.box("s_i", x_end / 2, y_s, "$s_i$", "decoder", w=0.56)
-    d.box("y_prev", x_end / 2 + 1.0, y_s, "$y_{i-1}$", "decoder", w=0.56)
+    d.box("y_prev", x_end / 2 + 0.9, y_s, "$y_{i-1}$", "decoder", w=0.54)
     d.arrow("C_i", "s_i")
     d.arrow("y_prev", "s_i")
     s_prev = d.parts["s_prev"]
@@ -632,8 +632,8 @@ def scaled_dot_product_attention(
     below = None
     for k, (name, text, note) in enumerate(steps):
         y = 0.85 + 0.7 * k
-        d.box(name, x_c, y, text, "attention", w=1.5)
-        d.label(x_c + 0.8, y, note, ha="left", size=NOTE_PT)
+        d.box(name, x_c, y, text, "attention", w=1.4)
+        d.label(x_c + 0.75, y, note, ha="left", size=NOTE_PT)
         if below is None:
             d.arrow("Q", name)
             d.arrow("K", name)
@@ -673,11 +673,11 @@ def self_attention(n: int, causal: bool = False, out: str = "y") -> DiagramFigur
     """
     _check_sizes(n=n)
     d = Diagram()
-    dx = 0.58
+    dx = 0.52
     y_in, y_out = 0.0, 1.25
     for j in range(1, n + 1):
-        d.box(f"x{j}", (j - 1) * dx, y_in, f"$x_{{{j}}}$", "encoder", w=0.42)
-        d.box(f"{out}{j}", (j - 1) * dx, y_out, f"${out}_{{{j}}}$", "decoder", w=0.42)
+        d.box(f"x{j}", (j - 1) * dx, y_in, f"$x_{{{j}}}$", "encoder", w=0.38)
+        d.box(f"{out}{j}", (j - 1) * dx, y_out, f"${out}_{{{j}}}$", "decoder", w=0.38)
     for i in range(1, n + 1):
         for j in range(1, n + 1):
             if causal and j > i:
@@ -760,15 +760,15 @@ def multi_head_attention(n: int, d: int, heads: int) -> DiagramFigure:
         raise ValueError(f"d = {d} must be divisible by heads = {heads}")
     d_k = d // heads
     g = Diagram()
-    seg = 0.34
+    seg = 0.32
     bar = heads * seg
-    gap = max(bar + 0.18, 0.8)
+    gap = max(bar + 0.16, 0.78)
     xs = {"Q": -gap, "K": 0.0, "V": gap}
     y_x, y_w, y_qkv, y_head, y_cat, y_o, y_out = 0.0, 0.75, 1.5, 2.4, 3.3, 4.05, 4.8
     g.box("X", 0.0, y_x, "$X$", "encoder", w=0.5)
     g.label(0.3, y_x, f"$(n, d) = {(n, d)}$", ha="left", size=NOTE_PT)
-    head_w = 0.55 + 0.08 * len(str((n, d_k)))  # the head's shape, about 0.08 in per character
-    head_dx = max(head_w + 0.12, gap * 2 / max(heads - 1, 1)) if heads > 1 else 0.0
+    head_w = max(0.7, 0.2 + 0.08 * len(str((n, d_k))))  # about 0.08 in per character
+    head_dx = max(head_w + 0.15, gap * 2 / max(heads - 1, 1)) if heads > 1 else 0.0
     x_heads = [(r - (heads + 1) / 2) * head_dx for r in range(1, heads + 1)]
     colors = palette(heads) if heads > 1 else [ROLES["decoder"]]
     for name, x in xs.items():
@@ -781,7 +781,7 @@ def multi_head_attention(n: int, d: int, heads: int) -> DiagramFigure:
             f"head{r}",
             x,
             y_head,
-            f"head {r}\n$(n, d_k)$: {(n, d_k)}",
+            f"head {r}\n{(n, d_k)}",
             "neutral",
             w=head_w,
             h=0.5,
