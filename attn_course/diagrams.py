@@ -19,6 +19,7 @@ so nothing is shown twice in a notebook and nothing needs closing.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,6 +144,14 @@ class DiagramFigure(Figure):
     alt_text: str = ""
     parts: dict[str, Part]
     arrows: list[Arrow]
+
+    def _repr_png_(self) -> bytes:
+        """The PNG a notebook shows (and myst-nb's glue stores), cropped like the inline
+        backend's. IPython only asks the inline backend for Figures once pyplot has made
+        one; a chapter may draw a diagram before its first plot."""
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
 
 
 class Diagram:

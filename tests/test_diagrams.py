@@ -247,3 +247,20 @@ def test_figure_glues_and_writes_a_myst_figure_with_the_alt_text(capsys):
     assert f":alt: {fig.alt_text}\n" in text and "\n" not in fig.alt_text
     assert ":name: fig-test\n" in text and ":figclass: diagram\n" in text
     assert text.endswith("\n\nEvery position, $n = 3$.\n```")
+
+
+def test_a_diagram_displays_as_png_without_pyplot():
+    """IPython's own PNG formatter, with no inline backend configured (as in a chapter that
+    draws a diagram before its first plot), still gets the cropped PNG at the book's dpi."""
+    import io
+
+    from IPython.core.formatters import PNGFormatter
+    from PIL import Image
+
+    fig = diagrams.self_attention(3)
+    png = PNGFormatter()(fig)
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(io.BytesIO(png)) as image:
+        assert round(image.info["dpi"][0]) == diagrams.DPI
+        width_in = image.width / diagrams.DPI
+    assert abs(width_in - (fig.get_size_inches()[0] + 0.2)) < 0.1  # + savefig's 0.1 in pads
