@@ -431,7 +431,7 @@ def encoder_decoder(n: int, m: int | None = None, design: str = "cho") -> Diagra
     if design not in ("cho", "sutskever"):
         raise ValueError(f"design must be 'cho' or 'sutskever', got {design!r}")
     d = Diagram()
-    dx, w = 0.39, 0.31
+    dx, w = 0.39, 0.29
     cho = design == "cho"
     # Cho: C sits above the state row, outputs higher still, so that C's arrows to every
     # s_i and every y_i pass between the boxes.
