@@ -30,7 +30,10 @@ The folders draw the architecture, as in torch (``torch.nn.functional`` for func
     ``long_range`` for Chapter 4)
 
 ``attn_course.data`` (toy tasks, padded batches), ``attn_course.train`` (the training loop
-    and accuracies), ``attn_course.plotting`` (heatmaps and curves)
+    and accuracies), ``attn_course.plotting`` (heatmaps and curves, the book's palette)
+
+``attn_course.diagrams``: pictures of the models (boxes and arrows in matplotlib, drawn at
+    the sizes of a chapter's example, with alt text written from the same sizes)
 
 ``attn_course.checks``: what the assignments' test cells import (a student's kernel
     imports this and NumPy, nothing of the grader)

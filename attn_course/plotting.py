@@ -16,13 +16,24 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["as_numpy", "curves", "heatmap", "heatmaps"]
+__all__ = ["as_numpy", "curves", "heatmap", "heatmaps", "palette"]
 
 # Matrices with at most this many cells get their values written in each cell.
 ANNOTATE_MAX_CELLS = 64
 
 _LINESTYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def palette(n: int, cmap: str = "viridis") -> list[tuple[float, float, float, float]]:
+    """The book's colours: ``n`` samples of ``cmap`` from its dark end to 0.75.
+
+    Curves take them in order; the diagrams of :mod:`attn_course.diagrams` give one to each
+    role (encoder side, decoder side, attention). The bright yellow end is skipped: it is
+    unreadable on white.
+    """
+    colormap = plt.get_cmap(cmap)
+    return [colormap(0.75 * k / max(n - 1, 1)) for k in range(n)]
 
 
 def as_numpy(x) -> np.ndarray:
@@ -260,11 +271,11 @@ def curves(
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-    colormap = plt.get_cmap(cmap)
     n = len(ys)
+    colors = palette(n, cmap)
     for k, (name, y) in enumerate(ys.items()):
         xk = np.arange(1, len(y) + 1) if xs is None else xs
-        color = colormap(0.75 * k / max(n - 1, 1))  # skip the faint yellow end
+        color = colors[k]
         show_marker = len(y) <= 30 if markers is None else markers
         ax.plot(
             xk,

@@ -9,12 +9,16 @@ every page of ``_toc.yml`` is opened in Debian's Chromium (installed by
 - no JavaScript error: no uncaught exception, no console error, no failed
   local request;
 - every image loads (``naturalWidth > 0``), every figure in the text has alt
-  text, and no figure is shrunk so much that its labels become unreadable;
+  text, is not drawn larger than its pixels (blurred) nor cut off, and no
+  figure is shrunk so much that its labels become unreadable;
+- every diagram (``attn_course.diagrams``) is drawn so that its smallest
+  label is at least as large on screen as the page's small print;
 - the math is typeset: MathJax loaded, every math element holds MathJax
   output, no MathJax error, and no raw TeX (``$$``, ``\\(``, ``\\begin``, a
   TeX command) is left in the text outside code;
 - a full-page screenshot goes to ``_build/screenshots/``.
 
+Every page is checked at book width on a 1280 px screen and on a 375 px phone.
 Then navigation (next/previous links and the sidebar lead to the right pages,
 numbered chapters are numbered) and search ("softmax" finds pages).
 
@@ -34,6 +38,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
+from attn_course.diagrams import MIN_FONT_PT
 
 try:  # tests/ is not a package: pytest puts it on sys.path
     from test_links import book_html, toc_entries  # noqa: F401  (book_html is a fixture)
@@ -56,11 +62,21 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
+WIDTHS = {"1280px": VIEWPORT, "375px": PHONE}
 TIMEOUT_MS = 30_000
 
 # A figure in the text must be drawn at least this many CSS pixels per inch of
 # matplotlib figure, so that a 10 pt label is at least ~9.7 px tall on screen.
 MIN_PX_PER_INCH = 70
+
+# The chapters that picture their models, and how many diagrams each shows at least.
+DIAGRAMS = {
+    "book/01_encoder_decoder": 2,
+    "book/02_attention": 1,
+    "book/03_query_key_value": 2,
+    "book/04_self_attention": 3,
+}
 
 TOC = toc_entries()
 PAGES = [doc for doc, _ in TOC]
@@ -134,9 +150,9 @@ class Visit:
     failed_requests: list[str] = field(default_factory=list)
 
 
-def open_context(browser, site: Site):
+def open_context(browser, site: Site, viewport=VIEWPORT):
     """A browser context that blocks (and records) every request not to the local server."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=viewport)
     context.set_default_timeout(TIMEOUT_MS)
     visit = Visit()
 
@@ -191,6 +207,18 @@ async () => {
 _PAGE_FACTS = """
 async () => {
   const content = document.querySelector('article, main') || document.body;
+  // An image is cut off when it sticks out of the window or out of a box that clips
+  // (or scrolls) it.
+  const cutOff = (img) => {
+    const r = img.getBoundingClientRect();
+    if (r.left < -1 || r.right > document.documentElement.clientWidth + 1) return true;
+    for (let el = img.parentElement; el && el !== document.body; el = el.parentElement) {
+      if (getComputedStyle(el).overflowX === 'visible') continue;
+      const box = el.getBoundingClientRect();
+      if (r.left < box.left - 1 || r.right > box.right + 1) return true;
+    }
+    return false;
+  };
   const images = await Promise.all(Array.from(document.images).map(async (img) => {
     try { await img.decode(); } catch (e) {}
     return {
@@ -199,8 +227,15 @@ async () => {
       alt: (img.getAttribute('alt') || '').trim(),
       inText: content.contains(img) && !img.closest('.sidebar-primary-items__start, .navbar-brand'),
       naturalWidth: img.naturalWidth, renderedWidth: img.getBoundingClientRect().width,
+      diagram: !!img.closest('figure.diagram'), cutOff: cutOff(img),
     };
   }));
+  // The page's small print: the smallest text size among the visible prose, captions,
+  // tables and code of the content.
+  const printed = Array.from(content.querySelectorAll(
+      'p, li, dd, td, th, figcaption, pre')).filter((e) => e.getClientRects().length
+      && e.textContent.trim());
+  const smallPrint = Math.min(...printed.map((e) => parseFloat(getComputedStyle(e).fontSize)));
   const maths = Array.from(content.querySelectorAll('.math'));
   // The text a reader sees, without code, outputs and typeset math.
   const clone = content.cloneNode(true);
@@ -208,7 +243,7 @@ async () => {
   clone.querySelectorAll(notProse).forEach((e) => e.remove());
   return {
     title: document.title,
-    images,
+    images, smallPrint,
     mathElements: maths.length,
     mathUnrendered: maths.filter((m) => !m.querySelector('mjx-container'))
                          .map((m) => m.textContent.trim().slice(0, 80)),
@@ -247,8 +282,8 @@ def _png_dpi(site: Site, url: str) -> float | None:
     return float(dpi[0]) if dpi and dpi[0] else None
 
 
-def page_problems(site: Site, page, visit: Visit) -> list[str]:
-    """Everything wrong with the page now open in ``page``, in words."""
+def page_problems(site: Site, page, visit: Visit, width: int = VIEWPORT["width"]) -> list[str]:
+    """Everything wrong with the page now open in ``page`` (``width`` px wide), in words."""
     problems = [f"requested from outside the book: {u}" for u in visit.external_requests]
     problems += [f"JavaScript error: {e}" for e in visit.page_errors]
     problems += [f"console error: {e}" for e in visit.console_errors]
@@ -269,14 +304,30 @@ def page_problems(site: Site, page, visit: Visit) -> list[str]:
         name = Path(urlsplit(img["attrSrc"]).path).name
         if not img["alt"] or img["alt"] in (img["attrSrc"], name):
             problems.append(f"figure without alt text: {img['attrSrc']}")
+        if img["renderedWidth"] > img["naturalWidth"] + 1:
+            problems.append(
+                f"figure upscaled from {img['naturalWidth']} to {img['renderedWidth']:.0f} px "
+                f"(blurred): {img['attrSrc']}"
+            )
+        if img["cutOff"]:
+            problems.append(f"figure cut off at {width} px: {img['attrSrc']}")
         dpi = _png_dpi(site, img["src"])
         if dpi and img["renderedWidth"] > 0:
             px_per_inch = img["renderedWidth"] / (img["naturalWidth"] / dpi)
-            if px_per_inch < MIN_PX_PER_INCH:
+            # Plots are drawn for book width; diagrams for phones too (checked below).
+            if px_per_inch < MIN_PX_PER_INCH and width >= VIEWPORT["width"]:
                 problems.append(
                     f"figure shrunk to {px_per_inch:.0f} px per inch (labels unreadable; "
                     f"draw it narrower, figsize ≈ (7, 3.5)): {img['attrSrc']}"
                 )
+            label_px = MIN_FONT_PT / 72 * px_per_inch
+            if img["diagram"] and label_px < facts["smallPrint"] - 0.05:
+                problems.append(
+                    f"diagram labels {label_px:.1f} px at {width} px, smaller than the page's "
+                    f"small print ({facts['smallPrint']:.1f} px): {img['attrSrc']}"
+                )
+        elif img["diagram"]:
+            problems.append(f"diagram without a readable dpi: {img['attrSrc']}")
 
     if facts["mathElements"] and not facts["mathjaxReady"]:
         problems.append(f"MathJax not loaded, {facts['mathElements']} math elements untypeset")
@@ -313,6 +364,10 @@ BROKEN_PAGE = r"""<!DOCTYPE html><html><head><title>broken</title>{layout}
 <img src="missing.png" alt="a picture that is not there">
 <img src="plot.png">
 <img src="huge.png" alt="a figure drawn 20 inches wide">
+<img src="plot.png" alt="a small figure stretched" style="width: 300px; max-width: none">
+<div style="width: 100px; overflow: hidden">
+<img src="wide.png" alt="a wide figure" style="max-width: none"></div>
+<figure class="diagram"><img src="diagram.png" alt="a diagram drawn 7 inches wide"></figure>
 <script>window.callSomethingUndefined();</script>
 <script>console.error("something went wrong");</script>
 </article></body></html>
@@ -321,7 +376,9 @@ BROKEN_PAGE = r"""<!DOCTYPE html><html><head><title>broken</title>{layout}
 CLEAN_PAGE = """<!DOCTYPE html><html><head><title>clean</title>
 <link rel="icon" href="data:,">{layout}</head>
 <body><article><p>Prices in $ stay prose.</p><pre>$$ \\alpha in code is fine $$</pre>
-<img src="plot.png" alt="a small test figure"></article></body></html>
+<img src="plot.png" alt="a small test figure">
+<figure class="diagram"><img src="small_diagram.png" alt="a diagram 2 inches wide"></figure>
+</article></body></html>
 """
 
 
@@ -330,6 +387,11 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
 
     Image.new("RGB", (70, 35), "white").save(tmp_path / "plot.png", dpi=(100, 100))
     Image.new("RGB", (2000, 500), "white").save(tmp_path / "huge.png", dpi=(100, 100))
+    Image.new("RGB", (400, 50), "white").save(tmp_path / "wide.png", dpi=(100, 100))
+    # 7 in drawn in at most 700 px: 10 pt labels under 14 px, below the page's 16 px prose.
+    Image.new("RGB", (700, 300), "white").save(tmp_path / "diagram.png", dpi=(100, 100))
+    # 2 in at 120 dpi: 10 pt labels are 16.7 px, over the clean page's small print.
+    Image.new("RGB", (240, 120), "white").save(tmp_path / "small_diagram.png", dpi=(120, 120))
     (tmp_path / "broken.html").write_text(BROKEN_PAGE.replace("{layout}", _BOOK_LAYOUT))
     (tmp_path / "clean.html").write_text(CLEAN_PAGE.replace("{layout}", _BOOK_LAYOUT))
     server, site = serve(tmp_path)
@@ -357,6 +419,9 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
         "broken image: ",
         "figure without alt text: plot.png",
         "figure shrunk to",
+        "figure upscaled from 70 to 300 px (blurred): plot.png",
+        "figure cut off at 1280 px: wide.png",
+        "px at 1280 px, smaller than the page's small print (16.0 px): diagram.png",
         "MathJax not loaded, 1 math elements untypeset",
         "math not typeset: '\\\\(y\\\\)'",
         "raw TeX in the text: 'Display math left raw: $$x^2$$",
@@ -383,21 +448,46 @@ def test_prose_is_not_raw_tex(text):
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("doc", PAGES)
-def test_page_reads_well(doc, site, browser, screenshots):
-    context, visit = open_context(browser, site)
+def test_page_reads_well(doc, width, site, browser, screenshots):
+    viewport = WIDTHS[width]
+    context, visit = open_context(browser, site, viewport)
     try:
         page = context.new_page()
         page.goto(site.url(f"{doc}.html"), wait_until="load")
         page.wait_for_load_state("networkidle")
-        problems = page_problems(site, page, visit)
+        problems = page_problems(site, page, visit, viewport["width"])
         number = PAGES.index(doc)
+        suffix = "" if viewport is VIEWPORT else f"_{width}"
         page.screenshot(
-            path=str(screenshots / f"{number:02d}_{doc.replace('/', '_')}.png"), full_page=True
+            path=str(screenshots / f"{number:02d}_{doc.replace('/', '_')}{suffix}.png"),
+            full_page=True,
         )
     finally:
         context.close()
-    assert not problems, f"{doc}.html:\n" + "\n".join(problems)
+    assert not problems, f"{doc}.html at {width}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("doc", DIAGRAMS)
+def test_chapter_shows_its_diagrams(doc, site, browser):
+    """The pictures of the models are there, with alt text written from their sizes."""
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{doc}.html"), wait_until="load")
+        shown = page.eval_on_selector_all(
+            "figure.diagram",
+            """els => els.map(f => ({alt: f.querySelector('img')?.getAttribute('alt') || '',
+                                     caption: f.querySelector('figcaption')?.innerText || '',
+                                     width: f.querySelector('img')?.naturalWidth || 0}))""",
+        )
+    finally:
+        context.close()
+    assert len(shown) >= DIAGRAMS[doc], f"{doc}: {len(shown)} diagrams, expected {DIAGRAMS[doc]}"
+    for figure in shown:
+        assert figure["width"] > 0 and figure["caption"].strip(), figure
+        assert re.search(r"\bn = \d+|shape \(\d+, \d+\)", figure["alt"]), figure["alt"]
 
 
 def _sidebar_links(page) -> list[dict]:
