@@ -36,7 +36,18 @@ from attn_course.nn.encoders import Encoder
 from attn_course.nn.transformer import TransformerDecoder, TransformerEncoder
 from attn_course.train import evaluate, train
 
-__all__ = ["MODELS", "SETTINGS", "LengthRun", "make_model", "results_dir", "run"]
+__all__ = [
+    "ATTENTION",
+    "CHO",
+    "MODELS",
+    "SETTINGS",
+    "SUTSKEVER",
+    "TRANSFORMER",
+    "LengthRun",
+    "make_model",
+    "results_dir",
+    "run",
+]
 
 SUTSKEVER, CHO, ATTENTION, TRANSFORMER = MODELS = (
     "Sutskever (C as s_0)",
