@@ -64,3 +64,14 @@ def test_models_share_width_and_seed():
     d = length.SETTINGS["d_hidden"]
     assert length.make_model(length.TRANSFORMER, V).encoder.d_enc == d
     assert length.make_model(length.CHO, V).decoder.rnn.hidden_size == d
+
+
+def test_step_seconds_times_copies_and_leaves_the_models_alone(store):
+    run = length.run([length.CHO, length.TRANSFORMER], QUICK)
+    before = {n: [p.clone() for p in m.parameters()] for n, m in run.models.items()}
+    times = length.step_seconds(run.models, steps=2, repeats=1, settings=QUICK)
+    assert set(times) == {length.CHO, length.TRANSFORMER}
+    assert all(0 < t < 60 for t in times.values())
+    for name, model in run.models.items():
+        for a, b in zip(before[name], model.parameters(), strict=True):
+            assert torch.equal(a, b)

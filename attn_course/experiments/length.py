@@ -18,6 +18,7 @@ them elsewhere, or to an empty string to always train.
 Torch-only (imports torch).
 """
 
+import copy
 import fcntl
 import hashlib
 import json
@@ -47,6 +48,7 @@ __all__ = [
     "make_model",
     "results_dir",
     "run",
+    "step_seconds",
 ]
 
 SUTSKEVER, CHO, ATTENTION, TRANSFORMER = MODELS = (
@@ -192,3 +194,34 @@ def run(names: Iterable[str] = MODELS, settings: dict | None = None) -> LengthRu
         result.seconds[name] = record["seconds"]
         result.exact[name] = {int(n): float(v) for n, v in record["exact"].items()}
     return result
+
+
+def step_seconds(models: dict, steps: int = 10, repeats: int = 2, settings: dict | None = None):
+    """Seconds per training step of each model, timed side by side in this process.
+
+    Training times from :func:`run` may come from different processes (a stored run was
+    trained by another chapter, while other work shared the machine); this times every
+    model the same way, on copies (the models themselves are not changed): ``repeats``
+    rounds, each model trained ``steps`` steps per round, the fastest round kept.
+
+    Returns ``{name: seconds per step}``.
+    """
+    s = SETTINGS | (settings or {})
+    task = reversal_task()
+    best = {name: float("inf") for name in models}
+    for _ in range(repeats):  # rounds interleave the models, so a busy moment hits all
+        for name, model in models.items():
+            clone = copy.deepcopy(model)
+            start = time.perf_counter()
+            train(
+                clone,
+                task,
+                steps,
+                s["batch_size"],
+                s["lengths"],
+                lr=s["lr"],
+                seed=s["seed"],
+                progress=False,
+            )
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    return best
