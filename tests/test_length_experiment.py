@@ -75,3 +75,10 @@ def test_step_seconds_times_copies_and_leaves_the_models_alone(store):
     for name, model in run.models.items():
         for a, b in zip(before[name], model.parameters(), strict=True):
             assert torch.equal(a, b)
+
+
+def test_the_key_follows_the_code_and_the_settings():
+    key = length._key(length.CHO, length.SETTINGS)
+    assert key == length._key(length.CHO, dict(length.SETTINGS))
+    assert key != length._key(length.SUTSKEVER, length.SETTINGS)
+    assert key != length._key(length.CHO, length.SETTINGS | {"lr": 1e-3})

@@ -9,7 +9,7 @@ length is inside the training range.
 
 Chapter 2 and Chapter 5 show the same runs. A trained model is stored (weights, loss curve,
 training time, accuracies) under ``_build/experiments/`` keyed by a hash of its settings, the
-package's source and the torch version, so within one build the second chapter loads what
+code it depends on and the torch version, so within one build the second chapter loads what
 the first trained instead of training it again, and a change to any of these trains it
 afresh. With two chapters executing at once, a lock file per model makes the second wait
 for the first rather than train the same model twice. Set ``ATTN_COURSE_RESULTS`` to store
@@ -21,6 +21,7 @@ Torch-only (imports torch).
 import copy
 import fcntl
 import hashlib
+import inspect
 import json
 import os
 import time
@@ -125,13 +126,18 @@ def results_dir() -> Path | None:
 
 
 def _key(name: str, settings: dict) -> str:
-    """A hash of everything the trained model depends on."""
+    """A hash of everything a trained model depends on: its name and settings, the torch
+    version, and the code that builds, trains and tests it (the data, the training loop, the
+    models and the equations, and this module's two functions that use them)."""
     digest = hashlib.sha256()
     digest.update(json.dumps([name, settings, torch.__version__], sort_keys=True).encode())
     package = Path(__file__).resolve().parents[1]
-    for path in sorted(package.rglob("*.py")):
-        if "grading" not in path.parts:
-            digest.update(path.read_bytes())
+    sources = [package / "data.py", package / "train.py"]
+    sources += sorted((package / "nn").glob("*.py")) + sorted((package / "functional").glob("*.py"))
+    for path in sources:
+        digest.update(path.read_bytes())
+    for fn in (make_model, _train_one):
+        digest.update(inspect.getsource(fn).encode())
     return digest.hexdigest()[:16]
 
 
