@@ -23,7 +23,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# The chapters execute in parallel first (one per core, into _build/.jupyter_cache), so the
+# build itself finds them all cached and executes nothing.
 book: $(STAMP)
+	$(BIN)/python scripts/execute_book.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"

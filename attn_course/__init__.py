@@ -14,6 +14,8 @@ The folders draw the architecture, as in torch (``torch.nn.functional`` for func
     - ``heads``: ``split_heads``, ``merge_heads``, ``multi_head_attention``
     - ``masks``: ``causal_mask``, ``padding_mask``
     - ``positions``: ``sinusoidal_positional_encoding``
+    - ``transformer``: ``layer_norm``, ``feed_forward``, ``residual``, ``encoder_layer``,
+      ``decoder_layer``
 
 ``attn_course.nn``: the models, as torch modules with parameters (they call ``functional``)
 
@@ -21,13 +23,14 @@ The folders draw the architecture, as in torch (``torch.nn.functional`` for func
     - ``decoders``: the two fixed-C decoders (Cho, Sutskever), ``Seq2Seq``, greedy decoding
     - ``attention_decoder``: the Bahdanau-style attention decoder and its scores
     - ``self_attention``: ``SelfAttention``, ``MultiHeadAttention``, ``PositionalEncoding``
-    - ``transformer``: the encoder layer and the self-attention encoder
+    - ``transformer``: the encoder and decoder layers, the self-attention encoder, and the
+      Transformer's encoder and decoder with the interface of ``decoders``
 
 ``attn_course.answers``: the NumPy answer keys of the assignments whose functions are not
     in ``functional`` (``encoder_decoder`` for assignment 01, ``attention`` for 02)
 
 ``attn_course.experiments``: what one chapter measures (``recency`` for Chapter 1,
-    ``long_range`` for Chapter 4)
+    ``long_range`` for Chapter 4; ``length``, the length experiment of Chapters 2 and 5)
 
 ``attn_course.data`` (toy tasks, padded batches), ``attn_course.train`` (the training loop
     and accuracies), ``attn_course.plotting`` (heatmaps and curves, the book's palette)

@@ -53,6 +53,12 @@ _SOFTMAXES = (
     "torch.Tensor.softmax",
     "scipy.special.softmax",
 )
+_LAYER_NORMS = (
+    "torch.nn.functional.layer_norm",
+    "torch.layer_norm",
+    "torch.native_layer_norm",
+    "torch.nn.LayerNorm.forward",
+)
 EQUIVALENTS: dict[str, tuple[str, ...]] = {
     "softmax": _SOFTMAXES,
     "masked_softmax": _SOFTMAXES,
@@ -80,6 +86,17 @@ EQUIVALENTS: dict[str, tuple[str, ...]] = {
         "torch.nn.MultiheadAttention.forward",
     ),
     "rnn_forward": ("torch.nn.RNN.forward", "torch.rnn_tanh"),
+    "layer_norm": _LAYER_NORMS,
+    "feed_forward": ("torch.nn.TransformerEncoderLayer._ff_block",),
+    "encoder_layer": _LAYER_NORMS
+    + (
+        "torch.nn.TransformerEncoderLayer.forward",
+        "torch.nn.TransformerEncoder.forward",
+        "torch._transformer_encoder_layer_fwd",
+        "torch.nn.MultiheadAttention.forward",
+        "torch.nn.functional.multi_head_attention_forward",
+        "torch.nn.functional.scaled_dot_product_attention",
+    ),
 }
 # Modules of this package whose functions are never forbidden: the checks themselves.
 _ALLOWED_MODULES = {"attn_course.checks", "attn_course.grading"}

@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 
 from attn_course.functional import attention as f_attention
-from attn_course.functional import heads, masks, positions, scores, self_attention, softmax
+from attn_course.functional import (
+    heads,
+    masks,
+    positions,
+    scores,
+    self_attention,
+    softmax,
+    transformer,
+)
 from attn_course.grading.release import ANSWER_KEYS, SOURCE, sync_solutions
 
 
@@ -66,6 +74,11 @@ LIBRARY = {
         "multi_head_attention": heads.multi_head_attention,
         "sinusoidal_positional_encoding": positions.sinusoidal_positional_encoding,
     },
+    "05_transformer": {
+        "layer_norm": transformer.layer_norm,
+        "feed_forward": transformer.feed_forward,
+        "encoder_layer": transformer.encoder_layer,
+    },
 }
 
 rng = np.random.default_rng(0)
@@ -75,6 +88,10 @@ mask_rows = np.array([[True, True, False, False, False], [False] * 5])  # a full
 W = {n: rng.normal(size=(4, 4)) for n in ("W_Q", "W_K", "W_V", "W_O")}
 b = {n: rng.normal(size=4) for n in ("b_Q", "b_K", "b_V", "b_O")}
 additive = {"W_q": rng.normal(size=(4, 6)), "W_k": rng.normal(size=(4, 6)), "v": rng.normal(size=6)}
+ffn = {"W_1": rng.normal(size=(4, 8)), "b_1": rng.normal(size=8)}
+ffn |= {"W_2": rng.normal(size=(8, 4)), "b_2": rng.normal(size=4)}
+norms = {f"{p}_{i}": rng.normal(size=4) for p in ("gamma", "beta") for i in (1, 2)}
+layer = W | b | ffn | norms  # the parameters of one encoder layer
 
 
 def cases(ns):
@@ -117,6 +134,16 @@ def cases(ns):
             {"mask": mask_rows[:, None, None, :], **b},
         ),
         ("sinusoidal_positional_encoding", (6, 5), {"base": 7.0}),
+        ("layer_norm", (x3,), {}),
+        ("layer_norm", (1e8 + x3, norms["gamma_1"], norms["beta_1"]), {"eps": 0.5}),
+        ("layer_norm", (np.full((2, 4), 3.0),), {"beta": norms["beta_2"]}),
+        ("feed_forward", (x3, *ffn.values()), {}),
+        ("encoder_layer", (x3, layer, 2), {}),
+        (
+            "encoder_layer",
+            (x3, layer, 4),
+            {"mask": mask_rows[:1, None, None, :3] | np.eye(3, dtype=bool), "eps": 0.1},
+        ),
         ("permutation_equivariance_error", (ns.get("self_attention"), x3, [2, 0, 1]), {}),
         (
             "permutation_equivariance_error",

@@ -3,10 +3,13 @@
 The pages are then checked as files; tests/test_browser.py opens them in a real browser."""
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,8 +25,26 @@ def toc_files() -> list[str]:
 CHAPTERS = [f for f in toc_files() if re.match(r"book/0\d_", f)]
 
 
-def test_the_toc_lists_four_chapters_in_order():
-    assert [Path(f).name[:2] for f in CHAPTERS] == ["01", "02", "03", "04"]
+def test_the_toc_lists_five_chapters_in_order():
+    assert [Path(f).name[:2] for f in CHAPTERS] == ["01", "02", "03", "04", "05"]
+
+
+def test_chapters_execute_longest_first_and_chapter_5_last():
+    from execute_book import notebooks
+
+    names = [p.stem for p in notebooks()]
+    assert names[0] == "02_attention" and names[-1] == "05_transformer"
+    assert set(names) >= {Path(f).name for f in CHAPTERS}
+    assert "notation" not in names  # a page without code is not a notebook
+
+
+@pytest.mark.book
+@pytest.mark.xdist_group("book")
+def test_the_build_itself_executes_nothing(built_book):
+    # make book's first step executed every chapter into the cache; the build only reads it
+    log = (ROOT / "_build" / "test-build.log").read_text()
+    assert "Executing notebook using" not in log, "the build executed a chapter itself"
+    assert "Using cached notebook" in log
 
 
 def test_chapter_sources_carry_no_outputs():

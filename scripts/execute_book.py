@@ -1,0 +1,79 @@
+"""Execute the book's chapters in parallel, into the cache the book build then reads.
+
+    python scripts/execute_book.py        # `make book` runs this before `jupyter-book build`
+
+The chapters are independent notebooks, so they run side by side on the cores through
+jupyter-cache's own parallel executor (``local-parallel``: one worker per core, each chapter
+in its own kernel, in its own folder as the build would run it). Each one lands in
+``_build/.jupyter_cache``, read the way myst-nb reads it (the ``myst_nb_md`` reader), so
+``jupyter-book build`` (``execute_notebooks: cache``) finds every chapter cached and executes
+nothing. A chapter that is already cached is not run again. A chapter that fails is reported
+with its traceback, and the exit status is 1.
+
+The longest chapters are queued first, so the short ones fill the other core; Chapter 5,
+which reuses Chapter 2's trained models (see ``attn_course.experiments.length``), is queued
+last, so it finds them trained rather than waiting for them.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+from jupyter_cache import get_cache
+from jupyter_cache.executors import load_executor
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "_build" / ".jupyter_cache"
+READER = {"type": "plugin", "name": "myst_nb_md"}  # what myst-nb records for a MyST notebook
+# Queue order for a fresh cache: longest first, the chapter that reuses Chapter 2's runs last.
+FIRST = ["book/02_attention", "book/01_encoder_decoder", "book/04_self_attention"]
+LAST = ["book/05_transformer"]
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def is_notebook(path: Path) -> bool:
+    """A MyST Markdown notebook: front matter with a kernelspec (what myst-nb executes)."""
+    text = path.read_text()
+    return text.startswith("---\n") and "kernelspec:" in text.split("\n---", 1)[0]
+
+
+def notebooks() -> list[Path]:
+    files = toc_files()
+    order = [f for f in FIRST if f in files]
+    order += [f for f in files if f not in FIRST + LAST] + [f for f in LAST if f in files]
+    return [ROOT / f"{f}.md" for f in order if is_notebook(ROOT / f"{f}.md")]
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logger = logging.getLogger("execute_book")
+    cache = get_cache(str(CACHE))
+    records = [cache.add_nb_to_project(str(path), read_data=READER) for path in notebooks()]
+    pks = [r.pk for r in records]
+    todo = cache.list_unexecuted(filter_pks=pks)
+    logger.info(f"{len(pks) - len(todo)} of {len(pks)} notebooks cached, executing {len(todo)}")
+    if not todo:
+        return 0
+    execute = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]
+    result = load_executor("local-parallel", cache, logger=logger).run_and_cache(
+        filter_pks=[r.pk for r in todo],
+        timeout=execute["timeout"],
+        allow_errors=execute["allow_errors"],
+    )
+    failed = result.excepted + result.errored
+    for uri in failed:
+        record = cache.get_project_record(uri)
+        logger.error(f"\n{Path(uri).relative_to(ROOT)} failed:\n{record.traceback or ''}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
