@@ -60,8 +60,7 @@ def glue_figure(name: str, fig: Figure) -> None:
         data = pickle.dumps(fig)
     except Exception as err:  # a lambda formatter, an open file, ...
         raise TypeError(
-            f"figure {name!r} cannot be pickled, so the translated editions cannot redraw "
-            f"it: {err}"
+            f"figure {name!r} cannot be pickled, so the translated editions cannot redraw it: {err}"
         ) from err
     glue(name + PICKLE_SUFFIX, base64.b64encode(data).decode("ascii"), display=False)
 
@@ -82,9 +81,7 @@ def figure_words(fig: Figure) -> list[Text]:
         for axis in (ax.xaxis, ax.yaxis):
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
                 ticks.update((id(tick.label1), id(tick.label2)))
-    return [
-        t for t in fig.findobj(Text) if id(t) not in ticks and _has_words(t.get_text())
-    ]
+    return [t for t in fig.findobj(Text) if id(t) not in ticks and _has_words(t.get_text())]
 
 
 def _cjk_font() -> str:
