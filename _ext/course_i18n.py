@@ -112,6 +112,10 @@ def _edition_links(app, pagename, templatename, context, doctree):
     if language != "en":
         # _config.yml's search_bar_text is English; the Sphinx catalog has "Search".
         context["theme_search_bar_text"] = get_translation("sphinx")("Search") + "…"
+        # The book's title is the root page's title, translated in that page's catalog.
+        root = docname_to_domain(app.config.root_doc, app.config.gettext_compact)
+        dirs = [str(Path(app.srcdir, d)) for d in app.config.locale_dirs]
+        context["docstitle"] = init_locale(dirs, language, root)[0].gettext(context["docstitle"])
 
 
 def _add_switch(app, config):

@@ -40,7 +40,8 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
     """Build the book exactly as `make book` does (warnings are errors, every chapter
-    executed, cached in _build/.jupyter_cache) and return the HTML folder.
+    executed, cached in _build/.jupyter_cache; then the Chinese edition in
+    _build/html/zh) and return the HTML folder.
 
     Built once per test run even with several xdist workers: the first worker to get the
     lock builds, the others wait and reuse its result (two builds writing one _build/ at
@@ -56,6 +57,14 @@ def built_book(tmp_path_factory) -> Path:
                 text=True,
             )
             log = proc.stdout + proc.stderr
+            if proc.returncode == 0:  # the Chinese edition, from the same execution cache
+                proc = subprocess.run(
+                    ["make", "--no-print-directory", "book-zh"],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                )
+                log += proc.stdout + proc.stderr
             (ROOT / "_build").mkdir(exist_ok=True)
             (ROOT / "_build" / "test-build.log").write_text(log)
             result.write_text(json.dumps({"returncode": proc.returncode, "tail": log[-6000:]}))
