@@ -9,6 +9,10 @@ cannot know about:
   ``-W`` fails on tofu). In a gettext build the words are added to the page's template.
 - **A language switch** in every page's header, linking to the same page in the other
   editions (relative links: the book also works from ``file://``).
+- **Glue in translated sentences.** Sphinx parses each translated message as a document
+  of its own, which has none of the page's glue data, so ``{glue:text}`key``` would find
+  nothing. There it becomes ``{glue:text}`<page>.md::key```, myst-nb's reference to a
+  page's glue data, resolved after reading: the translation keeps the role as it is.
 - **Nothing executed.** A translated or gettext build must take every notebook from the
   execution cache that the English build filled; a notebook it had to execute is an error.
 """
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from docutils import nodes
 from myst_nb.ext.glue.directives import PasteFigureDirective
+from myst_nb.ext.glue.roles import PasteMarkdownRole, PasteRoleAny, PasteTextRole
 from myst_nb.ext.glue.utils import RetrievalError, retrieve_glue_data
 from sphinx.builders.gettext import I18nBuilder, MsgOrigin
 from sphinx.locale import get_translation
@@ -85,6 +90,24 @@ class LocalizedFigure(PasteFigureDirective):
         return super().run()
 
 
+def _in_translated_message(role_class):
+    """``role_class``, taking glue data from the page when used in a translated message."""
+
+    class Role(role_class):
+        def run(self):
+            document = self.document
+            translated = document.current_source or ""
+            if "nb_renderer" not in document and translated.endswith("<translated>"):
+                if "::" not in self.text:
+                    env = document.settings.env
+                    page = Path(env.doc2path(env.docname)).name
+                    self.text = f"{page}::{self.text}"
+            return super().run()
+
+    Role.__name__ = role_class.__name__
+    return Role
+
+
 def _add_figure_words(app, doctree, docname):
     """Gettext builds: a figure's words go into its page's template."""
     builder = app.builder
@@ -119,6 +142,8 @@ def _edition_links(app, pagename, templatename, context, doctree):
 
 
 def _add_switch(app, config):
+    if config.html_theme != "sphinx_book_theme":
+        return  # the header slot below is this theme's
     config.templates_path.append(str(_TEMPLATES))
     options = config.html_theme_options
     end = options.get("article_header_end", ["article-header-buttons.html"])
@@ -157,6 +182,10 @@ def _check_nothing_executed(app, exception):
 
 def setup(app):
     app.add_directive_to_domain("glue", "figure", LocalizedFigure, override=True)
+    app.add_role("glue", _in_translated_message(PasteRoleAny)(), override=True)
+    for name, role in [("", PasteRoleAny), ("any", PasteRoleAny), ("text", PasteTextRole)]:
+        app.add_role_to_domain("glue", name, _in_translated_message(role)(), override=True)
+    app.add_role_to_domain("glue", "md", _in_translated_message(PasteMarkdownRole)(), override=True)
     app.connect("config-inited", _add_switch)
     app.connect("builder-inited", _remember_cache)
     app.connect("doctree-resolved", _add_figure_words)
