@@ -57,16 +57,21 @@ class LocalizedFigure(PasteFigureDirective):
             return super().run()
         try:
             pickled = retrieve_glue_data(self.document, key + i18n.PICKLE_SUFFIX)
+            fig = i18n.unpickle_figure(pickled.data["text/plain"])
         except RetrievalError:
-            return super().run()  # not glued by glue_figure: shown as it is
-        fig = i18n.unpickle_figure(pickled.data["text/plain"])
+            pickled = fig = None  # not glued by glue_figure: shown as it is
         if gettext_build:
+            # The figure's words, and its alt text: the gettext builder drops the image
+            # (no output format of a notebook suits it) and its alt with it.
+            words = [t.get_text() for t in i18n.figure_words(fig)] if fig else []
+            words += [self.options["alt"]] if self.options.get("alt") else []
             result = super().run()
-            words = [t.get_text() for t in i18n.figure_words(fig)]
             for node in result:
                 if isinstance(node, nodes.figure):
                     node["figure_words"] = words
             return result
+        if fig is None:
+            return super().run()
 
         domain = docname_to_domain(env.docname, env.config.gettext_compact)
         dirs = [str(Path(env.srcdir, d)) for d in env.config.locale_dirs]
@@ -109,7 +114,7 @@ def _in_translated_message(role_class):
 
 
 def _add_figure_words(app, doctree, docname):
-    """Gettext builds: a figure's words go into its page's template."""
+    """Gettext builds: a figure's words and alt text go into its page's template."""
     builder = app.builder
     if not isinstance(builder, I18nBuilder):
         return
@@ -123,6 +128,13 @@ def _edition_links(app, pagename, templatename, context, doctree):
     language = _language(app.config)
     here = EDITIONS.get(language, (language, language))[1]
     up = "../" * (pagename.count("/") + (1 if here else 0))  # to the English root
+    # The switch goes first in the article header (sphinx-book-theme's slot, filled
+    # from its theme options by the time pages are rendered).
+    end = context.get("theme_article_header_end") or []
+    if isinstance(end, str):
+        end = [e.strip() for e in end.split(",") if e.strip()]
+    if "language-switch.html" not in end:
+        context["theme_article_header_end"] = ["language-switch.html", *end]
     context["course_editions"] = [
         {
             "name": name,
@@ -141,16 +153,8 @@ def _edition_links(app, pagename, templatename, context, doctree):
         context["docstitle"] = init_locale(dirs, language, root)[0].gettext(context["docstitle"])
 
 
-def _add_switch(app, config):
-    if config.html_theme != "sphinx_book_theme":
-        return  # the header slot below is this theme's
+def _add_templates(app, config):
     config.templates_path.append(str(_TEMPLATES))
-    options = config.html_theme_options
-    end = options.get("article_header_end", ["article-header-buttons.html"])
-    if isinstance(end, str):
-        end = [e.strip() for e in end.split(",") if e.strip()]
-    if "language-switch.html" not in end:
-        options["article_header_end"] = ["language-switch.html", *end]
 
 
 def _cache_records(app) -> dict[int, float]:
@@ -186,9 +190,9 @@ def setup(app):
     for name, role in [("", PasteRoleAny), ("any", PasteRoleAny), ("text", PasteTextRole)]:
         app.add_role_to_domain("glue", name, _in_translated_message(role)(), override=True)
     app.add_role_to_domain("glue", "md", _in_translated_message(PasteMarkdownRole)(), override=True)
-    app.connect("config-inited", _add_switch)
+    app.connect("config-inited", _add_templates)
     app.connect("builder-inited", _remember_cache)
     app.connect("doctree-resolved", _add_figure_words)
-    app.connect("html-page-context", _edition_links)
+    app.connect("html-page-context", _edition_links, priority=900)  # after the theme
     app.connect("build-finished", _check_nothing_executed)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
