@@ -85,9 +85,11 @@ def _cached_figures(doc: str):
     found = []
     for cell in executed.cells:
         for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name", "")
-            if name.endswith(i18n.PICKLE_SUFFIX):
-                found.append((name.removesuffix(i18n.PICKLE_SUFFIX), output.data["text/plain"]))
+            scrapbook = output.get("metadata", {}).get("scrapbook", {})
+            name = scrapbook.get("name", "")
+            if name.endswith(i18n.PICKLE_SUFFIX):  # glue's mime types carry a prefix
+                text = output.data[scrapbook.get("mime_prefix", "") + "text/plain"]
+                found.append((name.removesuffix(i18n.PICKLE_SUFFIX), text))
     return found
 
 
