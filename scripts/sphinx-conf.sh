@@ -27,6 +27,7 @@ _sys.path.insert(0, _os.path.join(_root, "_ext"))
 # Paths Sphinx reads relative to the conf's folder.
 html_static_path = [_os.path.join(_root, p) for p in html_static_path]
 html_favicon = _os.path.join(_root, html_favicon)
+bibtex_bibfiles = [_os.path.join(_root, p) for p in bibtex_bibfiles]
 # The execution cache `jupyter-book build` fills: the translated edition reads it.
 nb_execution_cache_path = _os.path.join(_root, "_build", ".jupyter_cache")
 # One catalog per page (locales/<lang>/LC_MESSAGES/book/<page>.po), relative to the root.
