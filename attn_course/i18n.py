@@ -98,8 +98,8 @@ def _cjk_font() -> str:
 def translate_figure(fig: Figure, gettext: Callable[[str], str]) -> list[str]:
     """Replace the words of ``fig`` by ``gettext(words)``, drawn in the CJK font.
 
-    Returns the words that have no translation (``gettext`` returned them unchanged);
-    they stay English."""
+    Returns the words ``gettext`` returned unchanged: untranslated ones, or ones whose
+    translation is the English (``GRU``, ``d = 32``)."""
     font = _cjk_font()
     untranslated = []
     for t in figure_words(fig):

@@ -103,14 +103,16 @@ def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):  # noq
     with (CATALOGS / f"{doc}.po").open("rb") as f:
         catalog = read_po(f)
 
-    def gettext(words):
+    def translation(words):
         message = catalog.get(words)
-        return message.string if message and message.string and not message.fuzzy else words
+        return message.string if message and message.string and not message.fuzzy else None
 
     problems = []
     for key, pickled in figures:
         fig = i18n.unpickle_figure(pickled)
-        untranslated = i18n.translate_figure(fig, gettext)
+        words = [t.get_text() for t in i18n.figure_words(fig)]
+        untranslated = [w for w in words if translation(w) is None]
+        i18n.translate_figure(fig, lambda w: translation(w) or w)
         _, missing = i18n.render_png(fig)
         plt.close(fig)
         problems += [f"{key}: untranslated: {w!r}" for w in untranslated]
