@@ -12,7 +12,8 @@ export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test test-fast env lint format lock exercises benchmark clean
+.PHONY: book test test-fast env lint format lock exercises benchmark clean \
+        fonts sphinx-conf book-zh translations
 
 env: $(STAMP)
 
@@ -24,12 +25,40 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # The chapters execute in parallel first (one per core, into _build/.jupyter_cache), so the
-# build itself finds them all cached and executes nothing.
-book: $(STAMP)
+# build itself finds them all cached and executes nothing; the Chinese edition follows.
+book: $(STAMP) fonts
 	$(BIN)/python scripts/execute_book.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(MAKE) --no-print-directory book-zh
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+	@echo "Chinese edition:       file://$(CURDIR)/_build/html/zh/index.html"
+
+# --- The Chinese edition (README: "The Chinese edition") --------------------------
+# Same sources, same execution cache: run after the English build, it executes
+# nothing (_ext/course_i18n.py fails the build if it had to). jupyter-book's CLI
+# passes no -D to Sphinx (jupyter-book #1791), so these run sphinx-build on the
+# conf that scripts/sphinx-conf.sh generates from _config.yml.
+SPHINX_CONF := _build/sphinx
+LANGUAGES   := zh_CN
+
+fonts:
+	bash scripts/system-deps.sh --fonts
+
+sphinx-conf: $(STAMP)
+	bash scripts/sphinx-conf.sh
+
+book-zh: $(STAMP) fonts sphinx-conf
+	$(BIN)/sphinx-build -b html -c $(SPHINX_CONF) -d _build/.doctrees-zh_CN \
+	    -D language=zh_CN -W -n --keep-going -q . _build/html/zh
+
+# Update locales/<lang>/ from the English source: new and changed messages come in
+# untranslated (or fuzzy), removed ones go. Translate them, then `make book`.
+translations: $(STAMP) sphinx-conf
+	rm -rf _build/gettext
+	$(BIN)/sphinx-build -b gettext -c $(SPHINX_CONF) -d _build/.doctrees-gettext \
+	    -W -n --keep-going -q . _build/gettext
+	$(BIN)/sphinx-intl update -p _build/gettext -d locales $(addprefix -l ,$(LANGUAGES))
 
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-k 03_query"
 PYTEST_ARGS ?=

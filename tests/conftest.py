@@ -41,7 +41,8 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
     """Build the book exactly as `make book` does (warnings are errors, every chapter
-    executed, cached in _build/.jupyter_cache) and return the HTML folder.
+    executed, cached in _build/.jupyter_cache; then the Chinese edition in
+    _build/html/zh) and return the HTML folder.
 
     Built once per test run even with several xdist workers: the first worker to get the
     lock builds, the others wait and reuse its result (two builds writing one _build/ at
@@ -51,9 +52,11 @@ def built_book(tmp_path_factory) -> Path:
     with FileLock(str(shared / "book-build.lock")):
         if not result.is_file():
             log = ""
-            for cmd in (  # the two steps of `make book`: execute in parallel, then build
+            for cmd in (  # the steps of `make book`: execute in parallel, then build
                 [sys.executable, str(ROOT / "scripts" / "execute_book.py")],
                 [str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"],
+                # the Chinese edition, from the same execution cache
+                ["make", "--no-print-directory", "book-zh"],
             ):
                 proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
                 log += proc.stdout + proc.stderr

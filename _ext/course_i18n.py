@@ -1,0 +1,196 @@
+"""The book in several languages from one source, loaded by _config.yml (``local_extensions``).
+
+Sphinx translates the prose (gettext catalogs in ``locales/``); this adds what Sphinx
+cannot know about:
+
+- **Figures.** ``{glue:figure}`` shows the figure the chapter glued; in a translated
+  edition it redraws the pickled Figure that ``attn_course.i18n.glue_figure`` glued next
+  to it, with its words from the page's catalog (a missing glyph is a build warning, so
+  ``-W`` fails on tofu). In a gettext build the words are added to the page's template.
+- **A language switch** in every page's header, linking to the same page in the other
+  editions (relative links: the book also works from ``file://``).
+- **Glue in translated sentences.** Sphinx parses each translated message as a document
+  of its own, which has none of the page's glue data, so ``{glue:text}`key``` would find
+  nothing. There it becomes ``{glue:text}`<page>.md::key```, myst-nb's reference to a
+  page's glue data, resolved after reading: the translation keeps the role as it is.
+- **Nothing executed.** A translated or gettext build must take every notebook from the
+  execution cache that the English build filled; a notebook it had to execute is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from docutils import nodes
+from myst_nb.ext.glue.directives import PasteFigureDirective
+from myst_nb.ext.glue.roles import PasteMarkdownRole, PasteRoleAny, PasteTextRole
+from myst_nb.ext.glue.utils import RetrievalError, retrieve_glue_data
+from sphinx.builders.gettext import I18nBuilder, MsgOrigin
+from sphinx.locale import get_translation
+from sphinx.locale import init as init_locale
+from sphinx.util import logging
+from sphinx.util.i18n import docname_to_domain
+
+from attn_course import i18n
+
+logger = logging.getLogger(__name__)
+
+# Each edition: its language, its name in itself, its folder under _build/html.
+EDITIONS = {"en": ("English", ""), "zh_CN": ("中文", "zh")}
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _language(config) -> str:
+    return config.language or "en"
+
+
+class LocalizedFigure(PasteFigureDirective):
+    """``{glue:figure}`` whose figure speaks the page's language."""
+
+    def run(self):
+        env = self.state.document.settings.env
+        language = _language(env.config)
+        gettext_build = isinstance(env.app.builder, I18nBuilder)
+        key = self.arguments[0]
+        if language == "en" and not gettext_build:
+            return super().run()
+        try:
+            pickled = retrieve_glue_data(self.document, key + i18n.PICKLE_SUFFIX)
+            fig = i18n.unpickle_figure(pickled.data["text/plain"])
+        except RetrievalError:
+            pickled = fig = None  # not glued by glue_figure: shown as it is
+        if gettext_build:
+            # The figure's words, and its alt text: the gettext builder drops the image
+            # (no output format of a notebook suits it) and its alt with it.
+            words = [t.get_text() for t in i18n.figure_words(fig)] if fig else []
+            words += [self.options["alt"]] if self.options.get("alt") else []
+            result = super().run()
+            for node in result:
+                if isinstance(node, nodes.figure):
+                    node["figure_words"] = words
+            return result
+        if fig is None:
+            return super().run()
+
+        domain = docname_to_domain(env.docname, env.config.gettext_compact)
+        dirs = [str(Path(env.srcdir, d)) for d in env.config.locale_dirs]
+        catalog, _ = init_locale(dirs, language, domain)
+        i18n.translate_figure(fig, catalog.gettext)  # tests/test_figures_zh.py: all translated
+        png, missing = i18n.render_png(fig)
+        for message in sorted(set(missing)):
+            logger.warning(
+                f"figure {key!r} in {language}: {message}", location=(env.docname, self.lineno)
+            )
+        # The redrawn figure goes in as glue data of its own, then the figure directive
+        # renders it like any other: caption, alt text, width, name unchanged.
+        english = retrieve_glue_data(self.document, key)
+        data = dict(english.data, **{"image/png": base64.b64encode(png).decode("ascii")})
+        data.pop("image/svg+xml", None)
+        glue_data = self.document["nb_renderer"].renderer.nb_client.glue_data
+        glue_data[f"{key}_{language}"] = {"data": data, "metadata": english.metadata}
+        self.arguments[0] = f"{key}_{language}"
+        return super().run()
+
+
+def _in_translated_message(role_class):
+    """``role_class``, taking glue data from the page when used in a translated message."""
+
+    class Role(role_class):
+        def run(self):
+            document = self.document
+            translated = document.current_source or ""
+            if "nb_renderer" not in document and translated.endswith("<translated>"):
+                if "::" not in self.text:
+                    env = document.settings.env
+                    page = Path(env.doc2path(env.docname)).name
+                    self.text = f"{page}::{self.text}"
+            return super().run()
+
+    Role.__name__ = role_class.__name__
+    return Role
+
+
+def _add_figure_words(app, doctree, docname):
+    """Gettext builds: a figure's words and alt text go into its page's template."""
+    builder = app.builder
+    if not isinstance(builder, I18nBuilder):
+        return
+    catalog = builder.catalogs[docname_to_domain(docname, app.config.gettext_compact)]
+    for figure in doctree.findall(nodes.figure):
+        for words in figure.get("figure_words", []):
+            catalog.add(words, MsgOrigin(figure.source or docname, figure.line or 0))
+
+
+def _edition_links(app, pagename, templatename, context, doctree):
+    language = _language(app.config)
+    here = EDITIONS.get(language, (language, language))[1]
+    up = "../" * (pagename.count("/") + (1 if here else 0))  # to the English root
+    # The switch goes first in the article header (sphinx-book-theme's slot, filled
+    # from its theme options by the time pages are rendered).
+    end = context.get("theme_article_header_end") or []
+    if isinstance(end, str):
+        end = [e.strip() for e in end.split(",") if e.strip()]
+    if "language-switch.html" not in end:
+        context["theme_article_header_end"] = ["language-switch.html", *end]
+    context["course_editions"] = [
+        {
+            "name": name,
+            "lang": lang.replace("_", "-"),
+            "url": f"{up}{folder + '/' if folder else ''}{pagename}.html",
+            "current": lang == language,
+        }
+        for lang, (name, folder) in EDITIONS.items()
+    ]
+    if language != "en":
+        # _config.yml's search_bar_text is English; the Sphinx catalog has "Search".
+        context["theme_search_bar_text"] = get_translation("sphinx")("Search") + "…"
+        # The book's title is the root page's title, translated in that page's catalog.
+        root = docname_to_domain(app.config.root_doc, app.config.gettext_compact)
+        dirs = [str(Path(app.srcdir, d)) for d in app.config.locale_dirs]
+        context["docstitle"] = init_locale(dirs, language, root)[0].gettext(context["docstitle"])
+
+
+def _add_templates(app, config):
+    config.templates_path.append(str(_TEMPLATES))
+
+
+def _cache_records(app) -> dict[int, float]:
+    from jupyter_cache import get_cache
+
+    path = app.config.nb_execution_cache_path
+    if not path or not Path(path).is_dir():
+        return {}
+    return {r.pk: r.created.timestamp() for r in get_cache(path).list_cache_records()}
+
+
+def _remember_cache(app):
+    app.env.course_cache_before = _cache_records(app)  # not pickled: set on every build
+
+
+def _check_nothing_executed(app, exception):
+    translated = _language(app.config) != "en" or isinstance(app.builder, I18nBuilder)
+    if exception is not None or not translated or app.config.nb_execution_mode == "off":
+        return
+    before = getattr(app.env, "course_cache_before", {})
+    executed = [pk for pk, created in _cache_records(app).items() if before.get(pk) != created]
+    if executed:
+        logger.warning(
+            f"the {_language(app.config)} {app.builder.name} build executed notebooks "
+            f"(cache records {executed}): it must reuse the English build's execution cache; "
+            "build the English edition first (make book)"
+        )
+
+
+def setup(app):
+    app.add_directive_to_domain("glue", "figure", LocalizedFigure, override=True)
+    app.add_role("glue", _in_translated_message(PasteRoleAny)(), override=True)
+    for name, role in [("", PasteRoleAny), ("any", PasteRoleAny), ("text", PasteTextRole)]:
+        app.add_role_to_domain("glue", name, _in_translated_message(role)(), override=True)
+    app.add_role_to_domain("glue", "md", _in_translated_message(PasteMarkdownRole)(), override=True)
+    app.connect("config-inited", _add_templates)
+    app.connect("builder-inited", _remember_cache)
+    app.connect("doctree-resolved", _add_figure_words)
+    app.connect("html-page-context", _edition_links, priority=900)  # after the theme
+    app.connect("build-finished", _check_nothing_executed)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,99 @@
+"""The Chinese edition as a reader sees it, in headless Chromium.
+
+The checks of tests/test_browser.py (imported from it, not copied) run on every page
+of ``_build/html/zh/``: nothing requested from outside the book, no JavaScript error,
+every image loaded with alt text, math typeset, no raw TeX. And the page is actually
+Chinese: its title and most of its prose are CJK text. The whole ``_build/html`` is
+served, so the language switch can be followed to the English page and back.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+try:  # tests/ is not a package: pytest puts it on sys.path
+    from test_browser import browser, open_context, page_problems, serve  # noqa: F401
+    from test_links import book_html, toc_entries  # noqa: F401  (fixtures)
+except ImportError:  # pragma: no cover
+    from tests.test_browser import browser, open_context, page_problems, serve  # noqa: F401
+    from tests.test_links import book_html, toc_entries  # noqa: F401
+
+pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
+
+EDITION = "zh"
+PAGES = [doc for doc, _ in toc_entries()]
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LATIN = re.compile(r"[A-Za-z]")
+# Prose left after code, outputs, math and the bibliography's reference list (paper
+# titles stay in their own language) must be at least this share CJK characters.
+MIN_CJK_SHARE = 0.5
+
+_PROSE = """
+() => {
+  const article = document.querySelector('article.bd-article');
+  const clone = article.cloneNode(true);
+  clone.querySelectorAll('pre, code, script, style, mjx-container, .highlight, '
+    + '.cell_output, .math, .bibliography, .citation, .pasted-text').forEach((e) => e.remove());
+  return {text: clone.innerText, h1: (article.querySelector('h1') || {}).innerText || '',
+          lang: document.documentElement.lang};
+}
+"""
+
+
+def cjk_share(text: str) -> float:
+    cjk, latin = len(CJK.findall(text)), len(LATIN.findall(text))
+    return cjk / max(cjk + latin, 1)
+
+
+def test_cjk_share_tells_chinese_from_english():
+    assert cjk_share("自注意力让序列中的每个词元都关注整个序列 self-attention") > MIN_CJK_SHARE
+    assert cjk_share("Self-attention lets every token attend to the whole 序列") < MIN_CJK_SHARE
+
+
+@pytest.fixture(scope="module")
+def site(book_html):  # noqa: F811
+    server, site = serve(book_html)
+    yield site
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("doc", PAGES)
+def test_chinese_page_reads_well(doc, site, browser, book_html):  # noqa: F811
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{EDITION}/{doc}.html"), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        problems = page_problems(site, page, visit)
+        prose = page.evaluate(_PROSE)
+        shot = book_html.parent / "screenshots-zh" / f"{doc.replace('/', '_')}.png"
+        shot.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        context.close()
+    if prose["lang"] != "zh-CN":
+        problems.append(f"<html lang={prose['lang']!r}>, not zh-CN")
+    if not CJK.search(prose["h1"]):
+        problems.append(f"title not Chinese: {prose['h1']!r}")
+    share = cjk_share(prose["text"])
+    if share < MIN_CJK_SHARE:
+        problems.append(f"prose only {share:.0%} CJK: {' '.join(prose['text'].split())[:200]!r}")
+    assert not problems, f"{EDITION}/{doc}.html:\n" + "\n".join(problems)
+
+
+def test_language_switch_leads_to_the_english_page_and_back(site, browser):
+    doc = "book/03_query_key_value"
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        page.goto(site.url(f"{EDITION}/{doc}.html"), wait_until="load")
+        page.locator(".course-language-switch a[hreflang=en]").click()
+        page.wait_for_url(site.url(f"{doc}.html"), wait_until="domcontentloaded")
+        page.locator(".course-language-switch a[hreflang=zh-CN]").click()
+        page.wait_for_url(site.url(f"{EDITION}/{doc}.html"), wait_until="domcontentloaded")
+    finally:
+        context.close()
+    assert not visit.page_errors and not visit.failed_requests, visit
