@@ -77,26 +77,31 @@ SETTINGS = {
 }
 
 
-def make_model(name: str, vocab_size: int, settings: dict = SETTINGS) -> Seq2Seq:
+def make_model(name: str, vocab_size: int, settings=SETTINGS) -> Seq2Seq:
     """One of :data:`MODELS`, initialised by ``settings["seed"]``.
 
-    The RNN models share a bidirectional GRU encoder (as in Bahdanau et al.) and decoders of
-    width ``d_hidden``; the Transformer has ``num_layers`` encoder and decoder layers of
-    width ``d_model = d_hidden``.
+    The RNN models share a bidirectional GRU encoder (as in Bahdanau et al.)
+    and decoders of width ``d_hidden``; the Transformer has ``num_layers``
+    encoder and decoder layers of width ``d_model = d_hidden``.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {MODELS}")
     s = settings
     torch.manual_seed(s["seed"])
+    V, d_emb, d_hidden = vocab_size, s["d_emb"], s["d_hidden"]
     if name == TRANSFORMER:
-        sizes = (s["d_hidden"], s["num_heads"], s["num_layers"], s["d_ff"])
-        return Seq2Seq(
-            TransformerEncoder(vocab_size, *sizes), TransformerDecoder(vocab_size, *sizes)
-        )
-    encoder = Encoder(vocab_size, s["d_emb"], s["d_hidden"], cell="gru", bidirectional=True)
-    decoder_cls = {SUTSKEVER: SutskeverDecoder, CHO: ChoDecoder, ATTENTION: AttentionDecoder}[name]
+        sizes = (d_hidden, s["num_heads"], s["num_layers"], s["d_ff"])
+        encoder = TransformerEncoder(V, *sizes)
+        decoder = TransformerDecoder(V, *sizes)
+        return Seq2Seq(encoder, decoder)
+    encoder = Encoder(V, d_emb, d_hidden, cell="gru", bidirectional=True)
+    Decoder = {
+        SUTSKEVER: SutskeverDecoder,
+        CHO: ChoDecoder,
+        ATTENTION: AttentionDecoder,
+    }[name]
     extra = {"score": "additive", "d_a": s["d_a"]} if name == ATTENTION else {}
-    decoder = decoder_cls(vocab_size, s["d_emb"], s["d_hidden"], d_context=encoder.d_enc, **extra)
+    decoder = Decoder(V, d_emb, d_hidden, d_context=encoder.d_enc, **extra)
     return Seq2Seq(encoder, decoder)
 
 

@@ -61,22 +61,24 @@ DECODER_PARAMS = (
 
 
 def layer_norm(x, gamma=None, beta=None, eps: float = 1e-5):
-    r"""Layer normalisation (Ba et al. 2016): every vector to mean 0 and variance 1, then
-    a learned scale and shift.
+    r"""Layer normalisation (Ba et al. 2016): every vector to mean 0 and
+    variance 1, then a learned scale and shift.
 
     .. math::
 
-        \mu = \frac{1}{d} \sum_k x_k, \quad \sigma^2 = \frac{1}{d} \sum_k (x_k - \mu)^2,
-        \quad \mathrm{LayerNorm}(x) = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}
-        + \beta
+        \mu = \frac{1}{d} \sum_k x_k, \quad
+        \sigma^2 = \frac{1}{d} \sum_k (x_k - \mu)^2, \quad
+        \mathrm{LayerNorm}(x) =
+        \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta
 
-    The statistics are per position (over the last axis only), so unlike batch norm it
-    does not mix examples or positions. The variance divides by d (not d - 1), as in torch.
+    The statistics are per position (over the last axis only), so unlike
+    batch norm it does not mix examples or positions. The variance divides
+    by d (not d - 1), as in torch.
 
     Args:
         x: vectors to normalise.
         gamma, beta: scale and shift (default: ones and zeros).
-        eps: added to the variance, so a constant vector gives 0 instead of 0 / 0.
+        eps: added to the variance, so a constant vector gives 0, not 0 / 0.
 
     Shapes: x (..., d); gamma, beta (d,) -> (..., d).
     """
@@ -84,14 +86,14 @@ def layer_norm(x, gamma=None, beta=None, eps: float = 1e-5):
     for name, p in (("gamma", gamma), ("beta", beta)):
         if p is not None and shape_of(p) != (d,):
             raise ValueError(
-                f"{name} must have shape (d,) with d = the last axis of x: x has shape "
-                f"{shape_of(x)}, {name} has shape {shape_of(p)}"
+                f"{name} must have shape (d,) with d = the last axis of x: "
+                f"x has shape {shape_of(x)}, {name} has shape {shape_of(p)}"
             )
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     xp = array_namespace(x)
     mu = xp.mean(x, axis=-1, keepdims=True)  # (..., 1)
-    var = xp.mean((x - mu) ** 2, axis=-1, keepdims=True)  # (..., 1), divided by d
+    var = xp.mean((x - mu) ** 2, axis=-1, keepdims=True)  # (..., 1), over d
     x_hat = (x - mu) / xp.sqrt(var + eps)  # (..., d)
     if gamma is not None:
         x_hat = gamma * x_hat
@@ -101,15 +103,19 @@ def layer_norm(x, gamma=None, beta=None, eps: float = 1e-5):
 
 
 def feed_forward(x, W_1, b_1, W_2, b_2):
-    r"""The position-wise feed-forward network: the same two-layer ReLU net at every position.
+    r"""The position-wise feed-forward network: the same two-layer ReLU net
+    at every position.
 
     .. math:: \mathrm{FFN}(x) = \max(0,\, x W_1 + b_1)\, W_2 + b_2
 
-    Attention only mixes positions (a weighted average of values); this is where each
-    position's vector is transformed non-linearly, with d_ff (usually 4 d_model) hidden units.
+    Attention only mixes positions (a weighted average of values); this is
+    where each position's vector is transformed non-linearly, with d_ff
+    (usually 4 d_model) hidden units.
 
-    Shapes: x (..., T, d_model); W_1 (d_model, d_ff); b_1 (d_ff,); W_2 (d_ff, d_model);
-    b_2 (d_model,) -> (..., T, d_model).
+    Shapes:
+        x: (..., T, d_model);  W_1: (d_model, d_ff);  b_1: (d_ff,)
+        W_2: (d_ff, d_model);  b_2: (d_model,)
+        returns: (..., T, d_model)
     """
     xp = array_namespace(x)
     a = project(x, W_1, b_1, "x", "W_1")  # (..., T, d_ff)
@@ -118,19 +124,22 @@ def feed_forward(x, W_1, b_1, W_2, b_2):
 
 
 def residual(sublayer: Callable, x):
-    r"""A residual connection (He et al. 2016): the sublayer adds to x instead of replacing it.
+    r"""A residual connection (He et al. 2016): the sublayer adds to x
+    instead of replacing it.
 
     .. math:: x + \mathrm{Sublayer}(x)
 
-    The identity path carries x (and, backwards, the gradient) through any depth unchanged.
+    The identity path carries x (and, backwards, the gradient) through any
+    depth unchanged.
 
     Shapes: x (..., d); ``sublayer(x)`` (..., d) -> (..., d).
     """
     fx = sublayer(x)
     if shape_of(fx) != shape_of(x):
         raise ValueError(
-            f"a residual connection adds the sublayer's output to its input, so the shapes "
-            f"must match: x has shape {shape_of(x)}, sublayer(x) has shape {shape_of(fx)}"
+            "a residual connection adds the sublayer's output to its input, "
+            f"so the shapes must match: x has shape {shape_of(x)}, "
+            f"sublayer(x) has shape {shape_of(fx)}"
         )
     return x + fx
 
@@ -149,16 +158,18 @@ def _check_params(params: Mapping, names, x, what: str) -> None:
             )
 
 
-def encoder_layer(x, params: Mapping, num_heads: int, mask=None, eps: float = 1e-5):
-    r"""One encoder layer (Vaswani et al. 2017, post-norm), built from the course's pieces:
+def encoder_layer(x, params: Mapping, num_heads: int, mask=None, eps=1e-5):
+    r"""One encoder layer (Vaswani et al. 2017, post-norm), built from the
+    course's pieces:
 
     .. math::
 
         x' = \mathrm{LayerNorm}_1(x + \mathrm{MultiHead}(x, x, x)), \qquad
         \mathrm{out} = \mathrm{LayerNorm}_2(x' + \mathrm{FFN}(x'))
 
-    Given the same weights it computes what ``torch.nn.TransformerEncoderLayer(d_model,
-    num_heads, d_ff, dropout=0, batch_first=True)`` computes (ReLU, post-norm).
+    Given the same weights it computes what
+    ``torch.nn.TransformerEncoderLayer(d_model, num_heads, d_ff, dropout=0,
+    batch_first=True)`` computes (ReLU, post-norm).
 
     Args:
         x: the sequence.
@@ -171,7 +182,8 @@ def encoder_layer(x, params: Mapping, num_heads: int, mask=None, eps: float = 1e
         ``(output, weights)``, the attention weights per head.
 
     Shapes:
-        x: (..., T, d_model);  W_Q, W_K, W_V, W_O: (d_model, d_model);  b_*: (d_model,)
+        x: (..., T, d_model);  b_*: (d_model,)
+        W_Q, W_K, W_V, W_O: (d_model, d_model)
         W_1: (d_model, d_ff);  b_1: (d_ff,);  W_2: (d_ff, d_model)
         b_2, gamma_1, beta_1, gamma_2, beta_2: (d_model,)
         output: (..., T, d_model);  weights: (..., h, T, T)
@@ -183,17 +195,17 @@ def encoder_layer(x, params: Mapping, num_heads: int, mask=None, eps: float = 1e
     weights = []
 
     def self_attn(x):  # (..., T, d_model)
-        out, w = multi_head_attention(
-            x, x, x, p["W_Q"], p["W_K"], p["W_V"], p["W_O"], num_heads, mask=mask, **attn
-        )
+        W = (p["W_Q"], p["W_K"], p["W_V"], p["W_O"])
+        out, w = multi_head_attention(x, x, x, *W, num_heads, mask=mask, **attn)
         weights.append(w)
         return out
 
     def ffn(x):  # (..., T, d_model)
         return feed_forward(x, p["W_1"], p["b_1"], p["W_2"], p["b_2"])
 
-    x = layer_norm(residual(self_attn, x), p["gamma_1"], p["beta_1"], eps)  # (..., T, d_model)
-    x = layer_norm(residual(ffn, x), p["gamma_2"], p["beta_2"], eps)  # (..., T, d_model)
+    # (..., T, d_model): every position mixes in the others, then per position
+    x = layer_norm(residual(self_attn, x), p["gamma_1"], p["beta_1"], eps)
+    x = layer_norm(residual(ffn, x), p["gamma_2"], p["beta_2"], eps)
     return x, weights[0]
 
 

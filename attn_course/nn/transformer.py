@@ -97,8 +97,9 @@ class EncoderLayer(nn.Module):
         return _attention_params(self.attn) | self.ff.params() | dict(self.norms)
 
     def forward(self, x, mask=None):
-        x, weights = encoder_layer(x, self.params(), self.num_heads, mask=mask, eps=self.eps)
-        self.weights = weights.detach()  # (B, h, T, T), for the chapters' heatmaps
+        p, h = self.params(), self.num_heads
+        x, weights = encoder_layer(x, p, h, mask=mask, eps=self.eps)
+        self.weights = weights.detach()  # (B, h, T, T), for the heatmaps
         return x
 
     @classmethod
