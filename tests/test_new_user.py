@@ -107,7 +107,8 @@ def test_the_summary_counts_students_not_statuses():
         kind, uid, notes = "rlimits", None, []
 
     out = io.StringIO()
-    batch.print_summary(results, 1.0, 2, Box(), Path("/o"), "sqlite:///g.db", out)
+    where = {"grades": Path("/o/grades.csv"), "gradebook": "sqlite:///g.db"}
+    batch.print_summary(results, 1.0, 2, "local", Box(), where, set(), out)
     text = out.getvalue()
     assert re.search(r"^\s+1\s+notebook missing$", text, re.M), text
     assert re.search(r"^\s+2\s+graded$", text, re.M), text
