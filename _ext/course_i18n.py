@@ -104,6 +104,10 @@ def _in_translated_message(role_class):
                 if "::" not in self.text:
                     env = document.settings.env
                     page = Path(env.doc2path(env.docname)).name
+                    if issubclass(role_class, PasteTextRole) and ":" not in self.text:
+                        # glue:text splits its format off at the last ':', which would
+                        # cut "page::key" in two: give it its default format explicitly
+                        self.text += ":s"
                     self.text = f"{page}::{self.text}"
             return super().run()
 
