@@ -13,6 +13,9 @@ cannot know about:
   of its own, which has none of the page's glue data, so ``{glue:text}`key``` would find
   nothing. There it becomes ``{glue:text}`<page>.md::key```, myst-nb's reference to a
   page's glue data, resolved after reading: the translation keeps the role as it is.
+- **Glued words.** A chapter glues a word that depends on the run (``{glue:md}`` of
+  "lower" or "higher"); in a translated edition the word comes from the page's catalog,
+  and a gettext build adds every such word to the page's template.
 - **Nothing executed.** A translated or gettext build must take every notebook from the
   execution cache that the English build filled; a notebook it had to execute is an error.
 """
@@ -23,9 +26,10 @@ import base64
 from pathlib import Path
 
 from docutils import nodes
+from myst_nb.ext.glue.crossref import read_glue_cache
 from myst_nb.ext.glue.directives import PasteFigureDirective
 from myst_nb.ext.glue.roles import PasteMarkdownRole, PasteRoleAny, PasteTextRole
-from myst_nb.ext.glue.utils import RetrievalError, retrieve_glue_data
+from myst_nb.ext.glue.utils import RetrievalError, glue_warning, retrieve_glue_data
 from sphinx.builders.gettext import I18nBuilder, MsgOrigin
 from sphinx.locale import get_translation
 from sphinx.locale import init as init_locale
@@ -93,23 +97,59 @@ class LocalizedFigure(PasteFigureDirective):
         return super().run()
 
 
+def _page_catalog(env):
+    domain = docname_to_domain(env.docname, env.config.gettext_compact)
+    dirs = [str(Path(env.srcdir, d)) for d in env.config.locale_dirs]
+    return init_locale(dirs, _language(env.config), domain)[0]
+
+
 def _in_translated_message(role_class):
-    """``role_class``, taking glue data from the page when used in a translated message."""
+    """``role_class``, taking glue data from the page when used in a translated message;
+    a glued Markdown word speaks the page's language."""
 
     class Role(role_class):
         def run(self):
             document = self.document
-            translated = document.current_source or ""
-            if "nb_renderer" not in document and translated.endswith("<translated>"):
-                if "::" not in self.text:
-                    env = document.settings.env
-                    page = Path(env.doc2path(env.docname)).name
-                    if issubclass(role_class, PasteTextRole) and ":" not in self.text:
-                        # glue:text splits its format off at the last ':', which would
-                        # cut "page::key" in two: give it its default format explicitly
-                        self.text += ":s"
-                    self.text = f"{page}::{self.text}"
+            env = document.settings.env
+            translated = "nb_renderer" not in document and (document.current_source or "").endswith(
+                "<translated>"
+            )
+            if role_class is PasteMarkdownRole:
+                return self._glued_word(env, translated)
+            if translated and "::" not in self.text:
+                page = Path(env.doc2path(env.docname)).name
+                if issubclass(role_class, PasteTextRole) and ":" not in self.text:
+                    # glue:text splits its format off at the last ':', which would
+                    # cut "page::key" in two: give it its default format explicitly
+                    self.text += ":s"
+                self.text = f"{page}::{self.text}"
             return super().run()
+
+        def _glued_word(self, env, translated):
+            """A run-dependent word (``{glue:md}`` of a short Markdown text): the gettext
+            build puts it into the page's template, a translated build shows its
+            translation. In a translated message the page's glue data is read from the
+            cache myst-nb writes for cross-page references (``{glue:md}`` has none)."""
+            key = self.text.rsplit(":", 1)[0] if ":" in self.text else self.text
+            if translated:
+                cache = read_glue_cache(env.mystnb_config.output_folder, env.docname)
+                word = cache.get(key, {}).get("data", {}).get("text/markdown")
+                if word is None:
+                    return [], [
+                        glue_warning(f"no glued Markdown {key!r}", self.document, self.line)
+                    ]
+                text = _page_catalog(env).gettext(word)
+                return [nodes.inline(text, text, classes=["pasted-text"])], []
+            result, messages = super().run()
+            if isinstance(env.app.builder, I18nBuilder):
+                try:
+                    word = retrieve_glue_data(self.document, key).data.get("text/markdown")
+                except RetrievalError:
+                    return result, messages
+                wrapper = nodes.inline("", "", *result)  # the template gets the word
+                wrapper["glued_words"] = [word]
+                return [wrapper], messages
+            return result, messages
 
     Role.__name__ = role_class.__name__
     return Role
@@ -124,6 +164,9 @@ def _add_figure_words(app, doctree, docname):
     for figure in doctree.findall(nodes.figure):
         for words in figure.get("figure_words", []):
             catalog.add(words, MsgOrigin(figure.source or docname, figure.line or 0))
+    for node in doctree.findall(lambda n: isinstance(n, nodes.Element) and "glued_words" in n):
+        for word in node["glued_words"]:
+            catalog.add(word, MsgOrigin(node.source or docname, node.line or 0))
 
 
 def _edition_links(app, pagename, templatename, context, doctree):

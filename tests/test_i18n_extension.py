@@ -49,11 +49,13 @@ kernelspec:
 
 ```{code-cell} ipython3
 import matplotlib.pyplot as plt
+from IPython.display import Markdown
 from myst_nb import glue
 
 from attn_course.i18n import glue_figure
 
 glue("acc", 0.9137, display=False)
+glue("trend", Markdown("rising"), display=False)
 fig, ax = plt.subplots(figsize=(3, 2))
 ax.plot([0, 1], [0, 1], label="attention")
 ax.set(title="reversal", xlabel="input $x_j$")
@@ -63,6 +65,8 @@ plt.close(fig)
 ```
 
 The accuracy is {glue:text}`acc:.2f` for $C_i$.
+
+The line is {glue:md}`trend`.
 
 ```{glue:figure} fig_acc
 :alt: One rising line.
@@ -75,6 +79,8 @@ CHINESE = {
     "Results": "结果",
     "The accuracy is {glue:text}`acc:.2f` for $C_i$.": "$C_i$ 的准确率为 {glue:text}`acc:.2f`。",
     "Accuracy against length.": "准确率随长度的变化。",
+    "The line is {glue:md}`trend`.": "这条直线是{glue:md}`trend`的。",
+    "rising": "上升",
     "One rising line.": "一条上升的直线。",
     "reversal": "反转",
     "attention": "注意力",
@@ -128,6 +134,13 @@ def _html(book: Path, edition: str = "") -> str:
 def test_glue_inside_a_translated_sentence(book):
     assert 'The accuracy is <span class="pasted-text">0.91</span>' in _html(book)
     assert '的准确率为 <span class="pasted-text">0.91</span>。' in _html(book, "zh")
+
+
+def test_a_glued_word_comes_from_the_catalog(book):
+    """A word the run decides ({glue:md}) is in the page's template and its translation
+    replaces it in the Chinese sentence."""
+    assert "<p>The line is rising.</p>" in _html(book)
+    assert '<p>这条直线是<span class="pasted-text">上升</span>的。</p>' in _html(book, "zh")
 
 
 def test_figure_redrawn_with_translated_alt_text(book):
