@@ -56,6 +56,7 @@ from attn_course.i18n import glue_figure
 
 glue("acc", 0.9137, display=False)
 glue("trend", Markdown("rising"), display=False)
+glue("n", 12, display=False)
 fig, ax = plt.subplots(figsize=(3, 2))
 ax.plot([0, 1], [0, 1], label="attention")
 ax.set(title="reversal", xlabel="input $x_j$")
@@ -68,6 +69,8 @@ The accuracy is {glue:text}`acc:.2f` for $C_i$.
 
 The line is {glue:md}`trend`.
 
+It was trained on {glue:text}`n` sequences.
+
 ```{glue:figure} fig_acc
 :alt: One rising line.
 
@@ -78,6 +81,7 @@ Accuracy against length.
 CHINESE = {
     "Results": "结果",
     "The accuracy is {glue:text}`acc:.2f` for $C_i$.": "$C_i$ 的准确率为 {glue:text}`acc:.2f`。",
+    "It was trained on {glue:text}`n` sequences.": "它在 {glue:text}`n` 个序列上训练。",
     "Accuracy against length.": "准确率随长度的变化。",
     "The line is {glue:md}`trend`.": "这条直线是{glue:md}`trend`的。",
     "rising": "上升",
@@ -134,6 +138,7 @@ def _html(book: Path, edition: str = "") -> str:
 def test_glue_inside_a_translated_sentence(book):
     assert 'The accuracy is <span class="pasted-text">0.91</span>' in _html(book)
     assert '的准确率为 <span class="pasted-text">0.91</span>。' in _html(book, "zh")
+    assert '在 <span class="pasted-text">12</span> 个序列上训练' in _html(book, "zh")  # no format
 
 
 def test_a_glued_word_comes_from_the_catalog(book):
