@@ -147,7 +147,11 @@ def _in_translated_message(role_class):
                 except RetrievalError:
                     return result, messages
                 wrapper = nodes.inline("", "", *result)  # the template gets the word
-                wrapper["glued_words"] = [word]
+                try:  # and, when glued with attn_course.i18n.glue_word, every choice
+                    choices = retrieve_glue_data(self.document, key + i18n.WORDS_SUFFIX)
+                    wrapper["glued_words"] = i18n.glued_words(choices.data["text/plain"])
+                except RetrievalError:
+                    wrapper["glued_words"] = [word]
                 return [wrapper], messages
             return result, messages
 
@@ -166,7 +170,8 @@ def _add_figure_words(app, doctree, docname):
             catalog.add(words, MsgOrigin(figure.source or docname, figure.line or 0))
     for node in doctree.findall(lambda n: isinstance(n, nodes.Element) and "glued_words" in n):
         for word in node["glued_words"]:
-            catalog.add(word, MsgOrigin(node.source or docname, node.line or 0))
+            if i18n.has_words(word):  # a version number has nothing to translate
+                catalog.add(word, MsgOrigin(node.source or docname, node.line or 0))
 
 
 def _edition_links(app, pagename, templatename, context, doctree):

@@ -33,12 +33,16 @@ __all__ = [
     "PICKLE_SUFFIX",
     "figure_words",
     "glue_figure",
+    "glue_word",
+    "has_words",
+    "glued_words",
     "render_png",
     "translate_figure",
     "unpickle_figure",
 ]
 
 PICKLE_SUFFIX = "__figure"
+WORDS_SUFFIX = "__words"
 
 # Debian's fonts-wqy-microhei (scripts/system-deps.sh installs it). It has Latin glyphs
 # too, so a label mixing Chinese and $math$ renders in one font: mathtext looks up the
@@ -65,12 +69,32 @@ def glue_figure(name: str, fig: Figure) -> None:
     glue(name + PICKLE_SUFFIX, base64.b64encode(data).decode("ascii"), display=False)
 
 
+def glue_word(name: str, word: str, choices) -> None:
+    """Glue ``word``, one of ``choices``, for a ``{glue:md}`` role: a comparison the run
+    decides ("lower" or "higher"). Every choice is glued too (under ``name +
+    WORDS_SUFFIX``), so the page's catalog translates each, whichever this run picked."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    choices = [str(c) for c in choices]
+    if word not in choices:
+        raise ValueError(f"{name}: {word!r} is not one of its choices {choices}")
+    glue(name, Markdown(word), display=False)
+    glue(name + WORDS_SUFFIX, "\n".join(choices), display=False)
+
+
+def glued_words(text: str) -> list[str]:
+    """The choices :func:`glue_word` glued, from their ``text/plain`` form."""
+    return text.strip("'\"").replace("\\n", "\n").split("\n")
+
+
 def unpickle_figure(text: str) -> Figure:
     """The Figure from the glued text (the ``text/plain`` form of the base64 string)."""
     return pickle.loads(base64.b64decode(text.strip("'\"")))
 
 
-def _has_words(text: str) -> bool:
+def has_words(text: str) -> bool:
+    """Whether ``text`` holds a word (a letter outside ``$...$`` math)."""
     return bool(_LETTER.search(_MATH.sub("", text)))
 
 
@@ -81,7 +105,7 @@ def figure_words(fig: Figure) -> list[Text]:
         for axis in (ax.xaxis, ax.yaxis):
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
                 ticks.update((id(tick.label1), id(tick.label2)))
-    return [t for t in fig.findobj(Text) if id(t) not in ticks and _has_words(t.get_text())]
+    return [t for t in fig.findobj(Text) if id(t) not in ticks and has_words(t.get_text())]
 
 
 def _cjk_font() -> str:

@@ -49,13 +49,12 @@ kernelspec:
 
 ```{code-cell} ipython3
 import matplotlib.pyplot as plt
-from IPython.display import Markdown
 from myst_nb import glue
 
-from attn_course.i18n import glue_figure
+from attn_course.i18n import glue_figure, glue_word
 
 glue("acc", 0.9137, display=False)
-glue("trend", Markdown("rising"), display=False)
+glue_word("trend", "rising", ["rising", "falling"])  # the template gets both
 glue("n", 12, display=False)
 fig, ax = plt.subplots(figsize=(3, 2))
 ax.plot([0, 1], [0, 1], label="attention")
@@ -85,6 +84,7 @@ CHINESE = {
     "Accuracy against length.": "准确率随长度的变化。",
     "The line is {glue:md}`trend`.": "这条直线是{glue:md}`trend`的。",
     "rising": "上升",
+    "falling": "下降",
     "One rising line.": "一条上升的直线。",
     "reversal": "反转",
     "attention": "注意力",
