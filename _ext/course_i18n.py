@@ -139,7 +139,7 @@ def _in_translated_message(role_class):
                         glue_warning(f"no glued Markdown {key!r}", self.document, self.line)
                     ]
                 text = _page_catalog(env).gettext(word)
-                return [nodes.inline(text, text, classes=["pasted-text"])], []
+                return [nodes.inline(text, text)], []  # as myst-nb renders {glue:md}
             result, messages = super().run()
             if isinstance(env.app.builder, I18nBuilder):
                 try:

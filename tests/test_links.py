@@ -123,10 +123,9 @@ def is_external(url: str) -> bool:
 
 def html_pages(html_root: Path) -> list[Path]:
     """Every HTML page of the site; the theme's and MathJax's own files are not pages."""
+    assets = {"_static", "_sources", "_downloads"}  # in each edition (zh/ has its own)
     return sorted(
-        p
-        for p in html_root.rglob("*.html")
-        if p.relative_to(html_root).parts[0] not in ("_static", "_sources", "_downloads")
+        p for p in html_root.rglob("*.html") if not assets & set(p.relative_to(html_root).parts)
     )
 
 

@@ -301,6 +301,17 @@ def test_a_wrong_signature_still_names_the_inputs():
         run(attention, np.ones((1, 2)), np.ones((3, 2)), np.ones((3, 2)), score=dot_score)
 
 
+def test_running_out_of_memory_is_not_turned_into_a_message():
+    """The grader re-runs a notebook without the cell whose kernel ran out of memory; it
+    recognises the MemoryError by name, so run() must not wrap it."""
+
+    def hog(a):
+        raise MemoryError
+
+    with pytest.raises(MemoryError):
+        run(hog, np.ones(2))
+
+
 def test_an_interrupt_is_not_turned_into_a_message():
     def loops(x):
         raise KeyboardInterrupt  # what the grader's timeout raises in the kernel
