@@ -145,7 +145,7 @@ def test_a_glued_word_comes_from_the_catalog(book):
     """A word the run decides ({glue:md}) is in the page's template and its translation
     replaces it in the Chinese sentence."""
     assert "<p>The line is rising.</p>" in _html(book)
-    assert '<p>这条直线是<span>上升</span>的。</p>' in _html(book, "zh")
+    assert "<p>这条直线是<span>上升</span>的。</p>" in _html(book, "zh")
 
 
 def test_figure_redrawn_with_translated_alt_text(book):
