@@ -71,6 +71,21 @@ def _load_norm(norms: nn.ParameterDict, i: int, ln: nn.LayerNorm) -> None:
         norms[f"beta_{i}"].copy_(ln.bias)
 
 
+def _from_torch(cls, layer, norms):
+    """``cls`` holding a post-norm ReLU torch layer's self-attention, feed-forward and
+    layer-norm weights (what encoder and decoder layers share)."""
+    if layer.norm_first or layer.activation is not nn.functional.relu:
+        raise ValueError("from_torch copies post-norm layers with ReLU (norm_first=False)")
+    mha = layer.self_attn
+    d_model, d_ff = mha.embed_dim, layer.linear1.out_features
+    new = cls(d_model, mha.num_heads, d_ff, eps=layer.norm1.eps).to(mha.in_proj_weight.dtype)
+    new.attn = MultiHeadAttention.from_torch(mha)
+    new.ff.load_linears(layer.linear1, layer.linear2)
+    for i, ln in enumerate(norms, start=1):
+        _load_norm(new.norms, i, ln)
+    return new
+
+
 class EncoderLayer(nn.Module):
     """One encoder layer (Vaswani et al. 2017, post-norm):
 
@@ -105,16 +120,7 @@ class EncoderLayer(nn.Module):
     @classmethod
     def from_torch(cls, layer: nn.TransformerEncoderLayer) -> "EncoderLayer":
         """A copy of a post-norm ReLU ``nn.TransformerEncoderLayer``'s weights."""
-        if layer.norm_first or layer.activation is not nn.functional.relu:
-            raise ValueError("from_torch copies post-norm layers with ReLU (norm_first=False)")
-        mha = layer.self_attn
-        d_model, d_ff = mha.embed_dim, layer.linear1.out_features
-        new = cls(d_model, mha.num_heads, d_ff, eps=layer.norm1.eps).to(mha.in_proj_weight.dtype)
-        new.attn = MultiHeadAttention.from_torch(mha)
-        new.ff.load_linears(layer.linear1, layer.linear2)
-        _load_norm(new.norms, 1, layer.norm1)
-        _load_norm(new.norms, 2, layer.norm2)
-        return new
+        return _from_torch(cls, layer, (layer.norm1, layer.norm2))
 
 
 class DecoderLayer(nn.Module):
@@ -155,16 +161,8 @@ class DecoderLayer(nn.Module):
     @classmethod
     def from_torch(cls, layer: nn.TransformerDecoderLayer) -> "DecoderLayer":
         """A copy of a post-norm ReLU ``nn.TransformerDecoderLayer``'s weights."""
-        if layer.norm_first or layer.activation is not nn.functional.relu:
-            raise ValueError("from_torch copies post-norm layers with ReLU (norm_first=False)")
-        mha = layer.self_attn
-        d_model, d_ff = mha.embed_dim, layer.linear1.out_features
-        new = cls(d_model, mha.num_heads, d_ff, eps=layer.norm1.eps).to(mha.in_proj_weight.dtype)
-        new.attn = MultiHeadAttention.from_torch(mha)
+        new = _from_torch(cls, layer, (layer.norm1, layer.norm2, layer.norm3))
         new.cross = MultiHeadAttention.from_torch(layer.multihead_attn)
-        new.ff.load_linears(layer.linear1, layer.linear2)
-        for i, ln in enumerate((layer.norm1, layer.norm2, layer.norm3), start=1):
-            _load_norm(new.norms, i, ln)
         return new
 
 
