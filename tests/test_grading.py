@@ -52,7 +52,7 @@ def test_cli_lists_its_subcommands():
     assert "grade" in proc.stdout and "check" in proc.stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def course(tmp_path_factory):
     return make_course(tmp_path_factory.mktemp("setup") / "course")
 
@@ -86,7 +86,7 @@ def test_setup_error_bad_memory(course):
     assert proc.returncode == 2 and "memory limit" in proc.stderr
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def three_runs(tmp_path_factory, postgres_url):  # noqa: F811
     """The same class graded three ways: attn-course on SQLite, attn-course on PostgreSQL,
     plain sequential `nbgrader autograde` (in a copy of the course)."""

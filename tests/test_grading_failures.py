@@ -251,9 +251,11 @@ def write_class(course: Path) -> tuple[Path, dict]:
 
 
 GRADE_ARGS = ("--timeout", "6", "--memory", "1G")
+# the students whose notebooks tamper with the grading (flagged for the instructor)
+CHEATS = {"patch_names", "patch_code", "fake_module", "kill_guard"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded_class(tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("course") / "course", with_03=True)
     subs, students = write_class(course)
@@ -291,7 +293,7 @@ def test_cheats_are_flagged_in_the_gradebook(graded_class):
             for s in gb.find_assignment(TINY).submissions
             if any(nb.flagged for nb in s.notebooks)
         }
-    assert {"patch_names", "patch_code", "fake_module", "kill_guard"} <= flagged
+    assert CHEATS <= flagged
     assert "good" not in flagged and "wrong_add" not in flagged
 
 
@@ -328,7 +330,7 @@ def test_feedback_per_student(graded_class):
 FILE_LEVEL = {"not_json", "renamed", "missing", "other_assignment"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def plain_class(graded_class, tmp_path_factory):
     """The same class through plain `nbgrader autograde`, one batch, with the course's plugin
     switched on by its nbgrader_config.py (configure(c)) and the same limits."""

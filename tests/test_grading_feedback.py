@@ -31,7 +31,7 @@ FILES = {  # LMS file name -> (student id, answers)
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("lms")
     course = make_course(root / "course", with_03=True)

@@ -11,7 +11,7 @@ from grading_fixtures import BIN, TINY, _env, fill, make_course, release_of, sol
 pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("grading")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def course(tmp_path_factory):
     return make_course(tmp_path_factory.mktemp("check") / "course")
 

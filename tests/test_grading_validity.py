@@ -52,7 +52,7 @@ PARAMS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def graded(tmp_path_factory):
     """assignment -> (spec, {student_id: csv row}); each assignment graded in one run."""
     cache: dict = {}
