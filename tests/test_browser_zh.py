@@ -90,11 +90,13 @@ def test_language_switch_leads_to_the_english_page_and_back(site, browser):
     context, visit = open_context(browser, site)
     try:
         page = context.new_page()
-        page.goto(site.url(f"{EDITION}/{doc}.html"), wait_until="load")
+        # each page settles before the click: leaving it earlier would abort its own
+        # requests (the favicon, say), which would read as broken links
+        page.goto(site.url(f"{EDITION}/{doc}.html"), wait_until="networkidle")
         page.locator(".course-language-switch a[hreflang=en]").click()
-        page.wait_for_url(site.url(f"{doc}.html"), wait_until="domcontentloaded")
+        page.wait_for_url(site.url(f"{doc}.html"), wait_until="networkidle")
         page.locator(".course-language-switch a[hreflang=zh-CN]").click()
-        page.wait_for_url(site.url(f"{EDITION}/{doc}.html"), wait_until="domcontentloaded")
+        page.wait_for_url(site.url(f"{EDITION}/{doc}.html"), wait_until="networkidle")
     finally:
         context.close()
     assert not visit.page_errors and not visit.failed_requests, visit
