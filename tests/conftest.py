@@ -70,3 +70,17 @@ def built_book(tmp_path_factory) -> Path:
         f"the book build failed (log in _build/test-build.log):\n{outcome['tail']}"
     )
     return ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory):
+    """The class of tests/test_grading_failures.py (one submission per failure case), graded
+    locally by `attn-course grade`: (course, students, process). Here, not in that module,
+    so that the cluster test compares against the same run instead of grading it again."""
+    from grading_fixtures import TINY, grade_cmd, make_course
+    from test_grading_failures import GRADE_ARGS, write_class
+
+    course = make_course(tmp_path_factory.mktemp("course") / "course", with_03=True)
+    subs, students = write_class(course)
+    proc = grade_cmd(course, TINY, subs, "--jobs", "2", *GRADE_ARGS)
+    return course, students, proc

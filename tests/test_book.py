@@ -31,7 +31,6 @@ def test_chapters_execute_longest_first_and_chapter_5_last():
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 def test_the_build_itself_executes_nothing(built_book):
     # make book's first step executed every chapter into the cache; the build only reads it
     log = (ROOT / "_build" / "test-build.log").read_text()
@@ -47,14 +46,12 @@ def test_chapter_sources_carry_no_outputs():
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 def test_every_toc_page_is_built(built_book):
     missing = [f for f in toc_files() if not (built_book / f"{f}.html").is_file()]
     assert not missing, f"pages missing from the build: {missing}"
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_was_executed_without_stderr(built_book, chapter):
     html = (built_book / f"{chapter}.html").read_text()
@@ -66,7 +63,6 @@ def test_chapter_was_executed_without_stderr(built_book, chapter):
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_has_figures_and_math(built_book, chapter):
     html = (built_book / f"{chapter}.html").read_text()

@@ -46,7 +46,7 @@ try:  # tests/ is not a package: pytest puts it on sys.path
 except ImportError:  # pragma: no cover  (if tests/ ever becomes a package)
     from tests.test_links import book_html, toc_entries  # noqa: F401
 
-pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
+pytestmark = [pytest.mark.book]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
     from tests.test_browser import browser, open_context, page_problems, serve  # noqa: F401
     from tests.test_links import book_html, toc_entries  # noqa: F401
 
-pytestmark = [pytest.mark.book, pytest.mark.xdist_group("book")]
+pytestmark = [pytest.mark.book]
 
 EDITION = "zh"
 PAGES = [doc for doc, _ in toc_entries()]

@@ -94,7 +94,6 @@ def _cached_figures(doc: str):
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 @pytest.mark.parametrize("doc", PAGES)
 def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):  # noqa: F811
     figures = _cached_figures(doc)

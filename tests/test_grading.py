@@ -23,8 +23,6 @@ from grading_fixtures import (
     write_submission,
 )
 
-pytestmark = pytest.mark.xdist_group("grading")  # one xdist worker runs the grading batches
-
 # Well-formed submissions (no stderr in test cells, no timeouts): plain nbgrader must agree.
 WELL_FORMED = {
     "good": {},

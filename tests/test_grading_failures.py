@@ -18,7 +18,6 @@ from grading_fixtures import (
     TINY,
     _env,
     fill,
-    grade_cmd,
     gradebook_grades,
     make_course,
     read_csv,
@@ -27,7 +26,7 @@ from grading_fixtures import (
     write_submission,
 )
 
-pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("grading")]
+pytestmark = [pytest.mark.grading]
 
 WRONG_ADD = "def add(a, b):\n    return a - b"
 MARK = uuid.uuid4().hex[:12]
@@ -255,12 +254,7 @@ GRADE_ARGS = ("--timeout", "6", "--memory", "1G")
 CHEATS = {"patch_names", "patch_code", "fake_module", "kill_guard"}
 
 
-@pytest.fixture(scope="session")
-def graded_class(tmp_path_factory):
-    course = make_course(tmp_path_factory.mktemp("course") / "course", with_03=True)
-    subs, students = write_class(course)
-    proc = grade_cmd(course, TINY, subs, "--jobs", "2", *GRADE_ARGS)
-    return course, students, proc
+# graded_class (tests/conftest.py): this class graded locally, once per run
 
 
 def test_exit_status_and_one_row_per_student(graded_class):

@@ -17,7 +17,7 @@ import pytest
 from grading_fixtures import BIN, _env, fill, grade_cmd, make_course, read_csv, solutions_of
 from test_browser import CHROMIUM, CHROMIUM_ARGS, raw_tex
 
-pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("grading")]
+pytestmark = [pytest.mark.grading]
 
 A = "03_query_key_value"
 ROOT = Path(__file__).resolve().parent.parent

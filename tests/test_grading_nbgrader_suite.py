@@ -19,7 +19,7 @@ import nbgrader
 import pytest
 from grading_fixtures import _env
 
-pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("nbgrader-suite")]
+pytestmark = [pytest.mark.grading]
 
 APPS = Path(nbgrader.__file__).parent / "tests" / "apps"
 

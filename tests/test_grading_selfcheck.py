@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from grading_fixtures import BIN, TINY, _env, fill, make_course, release_of, solutions_of
 
-pytestmark = [pytest.mark.nbgrader, pytest.mark.xdist_group("grading")]
+pytestmark = [pytest.mark.nbgrader]
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from grading_fixtures import ROOT, fill, grade_cmd, read_csv, solutions_of
 CASES = Path(__file__).parent / "grading_cases"
 CASE_FILES = sorted(CASES.glob("*.toml"))
 
-pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("grading")]
+pytestmark = [pytest.mark.grading]
 
 
 def _slug(text: str) -> str:

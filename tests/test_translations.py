@@ -135,7 +135,6 @@ def fresh_templates(book_html, tmp_path_factory) -> Path:  # noqa: F811
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 def test_every_message_of_the_english_source_is_translated(fresh_templates):
     problems = catalog_problems(fresh_templates, LOCALES / LANGUAGE / "LC_MESSAGES")
     assert not problems, (
@@ -145,7 +144,6 @@ def test_every_message_of_the_english_source_is_translated(fresh_templates):
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 def test_templates_include_the_figure_words(fresh_templates):
     words = {m.id for m in _read(fresh_templates / "book" / "02_attention.pot")}
     assert {"reversal", "date conversion", "input $x_j$"} <= words
@@ -210,7 +208,6 @@ def test_invariant_check_finds_a_lost_glue_math_or_link():
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 @pytest.mark.parametrize("doc", PAGES)
 def test_translation_keeps_glue_math_and_cross_references(book_html, doc):  # noqa: F811
     english = (book_html / f"{doc}.html").read_text(encoding="utf-8")
@@ -234,7 +231,6 @@ def _switch_links(path: Path) -> dict[str, Path]:
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 @pytest.mark.parametrize("doc", PAGES)
 def test_every_page_links_to_its_counterpart(book_html, doc):  # noqa: F811
     english, chinese = book_html / f"{doc}.html", book_html / EDITION / f"{doc}.html"
@@ -244,7 +240,6 @@ def test_every_page_links_to_its_counterpart(book_html, doc):  # noqa: F811
 
 
 @pytest.mark.book
-@pytest.mark.xdist_group("book")
 def test_theme_labels_are_chinese(book_html):  # noqa: F811
     html = (book_html / EDITION / "book" / "02_attention.html").read_text(encoding="utf-8")
     soup = BeautifulSoup(html, "html.parser")
