@@ -84,12 +84,10 @@ class Result:
         return "; ".join(self.status) if self.status else "graded"
 
 
-def read_files(folder: Path | None, max_size: int = MAX_EXTRA_FILE) -> dict[str, bytes] | None:
-    """A hand-in folder as data: relative path -> bytes (regular files, no symlinks; notebooks
-    at the top always, other files up to ``max_size``). None if there is no folder."""
-    if folder is None or not folder.is_dir():
-        return None
-    out = {}
+def _handed_in(folder: Path, max_size: int = MAX_EXTRA_FILE):
+    """(path, path relative to ``folder``) of each file of a hand-in that counts: regular files,
+    no symlinks, nothing under .ipynb_checkpoints; notebooks at the top always, other files
+    up to ``max_size``."""
     for dirpath, _, filenames in os.walk(folder, followlinks=False):
         for name in filenames:
             p = Path(dirpath) / name
@@ -99,8 +97,15 @@ def read_files(folder: Path | None, max_size: int = MAX_EXTRA_FILE) -> dict[str,
             if rel.parts[0] == ".ipynb_checkpoints":
                 continue
             if (p.suffix == ".ipynb" and len(rel.parts) == 1) or p.stat().st_size <= max_size:
-                out[str(rel)] = p.read_bytes()
-    return out
+                yield p, rel
+
+
+def read_files(folder: Path | None, max_size: int = MAX_EXTRA_FILE) -> dict[str, bytes] | None:
+    """A hand-in folder as data: relative path -> bytes (the files :func:`_handed_in` keeps).
+    None if there is no folder."""
+    if folder is None or not folder.is_dir():
+        return None
+    return {str(rel): p.read_bytes() for p, rel in _handed_in(folder, max_size)}
 
 
 def _unpack(files: dict[str, bytes], dest: Path) -> None:
@@ -167,18 +172,13 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
         result.status.append(f"nothing submitted for {task.assignment}")
         return []
     found: dict[str, Path] = {}
-    for dirpath, _, filenames in os.walk(src, followlinks=False):
-        for name in filenames:
-            p = Path(dirpath) / name
-            if p.is_symlink() or not p.is_file():
-                continue
-            rel = p.relative_to(src)
-            if p.suffix == ".ipynb" and len(rel.parts) == 1:
-                found[p.stem] = p
-            elif rel.parts[0] != ".ipynb_checkpoints" and p.stat().st_size <= MAX_EXTRA_FILE:
-                target = dest / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(p, target)
+    for p, rel in _handed_in(src):
+        if p.suffix == ".ipynb" and len(rel.parts) == 1:
+            found[p.stem] = p
+        else:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, target)
     if (src / "timestamp.txt").is_file():
         result.timestamp = (src / "timestamp.txt").read_text().strip() or None
 
