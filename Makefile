@@ -82,7 +82,7 @@ format: $(STAMP)
 
 # Regenerate the student notebooks from the instructor ones.
 exercises: $(STAMP)
-	$(BIN)/python -m attn_course.grading.release
+	$(BIN)/python scripts/make_exercises.py
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/attention_speed.py

@@ -216,8 +216,8 @@ def _writer_rate(db_url: str, n: int) -> float:
     """Results per second that write_result records into ``db_url`` (a 4-part assignment)."""
     from nbgrader.api import Gradebook
 
-    from attn_course.grading.batch import ensure_schema, write_result
-    from attn_course.grading.worker import Result
+    from attn_course.grading.gradebook import ensure_schema, write_result
+    from attn_course.grading.task import Result
 
     ensure_schema(db_url)
     parts = [f"test_{i}" for i in range(4)]
@@ -259,7 +259,7 @@ def bench_writer(n: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="grading-bench-writer-"))
     try:
         rates = {"SQLite": _writer_rate(f"sqlite:///{tmp / 'w.db'}", n)}
-        from attn_course.grading.batch import database_url
+        from attn_course.grading.gradebook import database_url
 
         with postgres_server() as url:
             rates["PostgreSQL"] = _writer_rate(database_url(url), n)

@@ -213,7 +213,7 @@ def gradebook_grades(db_url: str, assignment: str) -> dict[tuple[str, str], floa
     """(student, grade cell) -> auto_score, straight from nbgrader's gradebook."""
     from nbgrader.api import Gradebook
 
-    from attn_course.grading.batch import database_url
+    from attn_course.grading.gradebook import database_url
 
     out = {}
     with Gradebook(database_url(db_url)) as gb:

@@ -224,7 +224,7 @@ def test_two_runs_at_once_into_one_postgresql_gradebook(cluster, tmp_path, postg
         assert totals == {f"p{i}": (1 if i % 2 else 3) for i in range(6)}, assignment
     from nbgrader.api import Gradebook
 
-    from attn_course.grading.batch import database_url
+    from attn_course.grading.gradebook import database_url
 
     with Gradebook(database_url(postgres_url)) as gb:
         for assignment in pair:

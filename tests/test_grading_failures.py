@@ -404,9 +404,9 @@ def test_a_grading_error_reaches_the_log_and_the_summary(tmp_path):
     """Result.error (the traceback) is written to grading.log and named in the summary."""
     import io
 
-    from attn_course.grading.batch import print_summary, write_files
+    from attn_course.grading.outputs import print_summary, write_files
     from attn_course.grading.sandbox import Sandbox
-    from attn_course.grading.worker import Result
+    from attn_course.grading.task import Result
 
     r = Result("eve", TINY, status=["grading error: OSError: disk full"])
     r.error = 'Traceback (most recent call last):\n  File "x.py", line 1\nOSError: disk full\n'

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from attn_course.checks import CallError, check_array, run
-from attn_course.grading import batch, cli
-from attn_course.grading.worker import Result
+from attn_course.grading import batch, cli, collect, outputs
+from attn_course.grading.task import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -108,7 +108,7 @@ def test_the_summary_counts_students_not_statuses():
 
     out = io.StringIO()
     where = {"grades": Path("/o/grades.csv"), "gradebook": "sqlite:///g.db"}
-    batch.print_summary(results, 1.0, 2, "local", Box(), where, set(), out)
+    outputs.print_summary(results, 1.0, 2, "local", Box(), where, set(), out)
     text = out.getvalue()
     assert re.search(r"^\s+1\s+notebook missing$", text, re.M), text
     assert re.search(r"^\s+2\s+graded$", text, re.M), text
@@ -123,7 +123,7 @@ def test_one_line_for_an_unreachable_database():
     except sqlalchemy.exc.OperationalError as err:
         wrapped = err
     assert "sqlalche.me" in str(wrapped) and len(str(wrapped).splitlines()) > 1  # the problem
-    line = batch._one_line(wrapped)
+    line = outputs.one_line(wrapped)
     assert "\n" not in line and "sqlalche.me" not in line and "127.0.0.1" in line
 
 
@@ -177,7 +177,7 @@ LMS_NAMES = {
 }
 
 
-def _collect(name: str, regexp: str = batch.DEFAULT_LMS_REGEXP):
+def _collect(name: str, regexp: str = collect.DEFAULT_LMS_REGEXP):
     """What nbgrader's FileNameCollectorPlugin reads from a path (its own code, not ours)."""
     from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 
@@ -204,7 +204,7 @@ def test_nbgrader_config_uses_the_same_pattern():
     from traitlets.config.loader import PyFileConfigLoader
 
     cfg = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
-    assert cfg.FileNameCollectorPlugin.named_regexp == batch.DEFAULT_LMS_REGEXP
+    assert cfg.FileNameCollectorPlugin.named_regexp == collect.DEFAULT_LMS_REGEXP
 
 
 # --- item 12: a student's function that raises ------------------------------------------------

@@ -1,18 +1,31 @@
 """Grading a class with nbgrader: in parallel, each submission boxed, every one with a reason.
 
+The package is split by job; every import points down this list (a test checks it):
+
 - :func:`configure`: the course's grading as an nbgrader plugin (``nbgrader_config.py``)
-- :mod:`attn_course.grading.cli`: the ``attn-course`` command
-- :mod:`attn_course.grading.batch`: ``attn-course grade`` (the parent process, sole gradebook
-  writer)
-- :mod:`attn_course.grading.worker`: a :class:`~attn_course.grading.worker.GradingTask`, the
-  portable unit of work, and ``grade_task``, which any process runs (pool or Dask worker)
-- :mod:`attn_course.grading.cluster`: running tasks on a Dask distributed cluster
-- :mod:`attn_course.grading.execute`: nbgrader's Execute in a sandboxed kernel that may die
-- :mod:`attn_course.grading.sandbox`: resource limits, bubblewrap, an unprivileged uid
-- :mod:`attn_course.grading.guard`: undoes monkeypatching inside the kernel before each cell
-- :mod:`attn_course.grading.preprocessors`: repairs tampered notebooks; stderr is not an error
-- :mod:`attn_course.grading.selfcheck`: ``attn-course check``, the students' self-check
-- :mod:`attn_course.grading.release`: generating ``exercises/`` from ``solutions/``
+- :mod:`~attn_course.grading.errors`: :class:`SetupError`, the error of a grading's set-up
+- :mod:`~attn_course.grading.cli`: the ``attn-course`` command (``grade``, ``check``)
+- :mod:`~attn_course.grading.batch`: ``attn-course grade``'s orchestration
+- :mod:`~attn_course.grading.runners`: the runner interface and the local process pool;
+  :mod:`~attn_course.grading.cluster`: the same on a Dask distributed cluster
+- :mod:`~attn_course.grading.worker`: grading one task in any process
+- :mod:`~attn_course.grading.task`: :class:`~attn_course.grading.task.GradingTask` and
+  :class:`~attn_course.grading.task.Result`, the contract between them
+- :mod:`~attn_course.grading.course`, :mod:`~attn_course.grading.collect`: the course
+  folder and its config; finding the submissions (nbgrader's layout or an LMS download)
+- :mod:`~attn_course.grading.gradebook`: every gradebook read and write
+- :mod:`~attn_course.grading.outputs`: ``grades.csv``, each student's files, the summary
+- :mod:`~attn_course.grading.selfcheck`: ``attn-course check``, the students' self-check
+- :mod:`~attn_course.grading.preprocessors`: repairs tampered notebooks; fair scoring
+- :mod:`~attn_course.grading.feedback`: the feedback HTML's preprocessors and template
+- :mod:`~attn_course.grading.execute`: nbgrader's Execute in a boxed kernel that may die;
+  it owns the grading defaults (timeout, memory, CPU, kernels, box) as traits
+- :mod:`~attn_course.grading.kernels`: starting the boxed kernel (and one ahead)
+- :mod:`~attn_course.grading.sandbox`: resource limits, bubblewrap, an unprivileged uid
+- :mod:`~attn_course.grading.guard`: undoes monkeypatching inside the kernel before each cell
+- :mod:`~attn_course.grading.cells`: what a test cell is, and its error in one line
+- :mod:`~attn_course.grading.tuning`: what every grading process sets once for speed
+- :mod:`~attn_course.grading.upstream`: the fingerprints of the upstream code copied here
 
 Nothing here is imported by ``import attn_course``: the grader's dependencies are the
 ``grading`` extra of the package.
@@ -24,7 +37,9 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["configure", "nbgrader_env", "put_bin_on_path"]
+from attn_course.grading.errors import SetupError
+
+__all__ = ["SetupError", "configure", "nbgrader_env", "put_bin_on_path"]
 
 
 def configure(c) -> None:
@@ -40,45 +55,37 @@ def configure(c) -> None:
     autograde``, formgrader and ``attn-course grade`` then grade every submission alike.
     Options stay configurable after the call (``c.GradingExecute.memory = "1G"`` etc.).
     """
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (
-        AssignLatePenalties,
-        CheckCellMetadata,
-        ClearOutput,
-        DeduplicateIds,
-        IgnorePattern,
-        LimitOutput,
-        OverwriteCells,
-        OverwriteKernelspec,
-    )
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import ClearOutput, Execute, SaveAutoGrades
 
     from attn_course.grading.execute import GradingExecute
     from attn_course.grading.preprocessors import RepairSubmission, SaveAutoGradesFair
 
-    # nbgrader's default lists (nbgrader/converters/autograde.py) with ours slotted in
-    c.Autograde.sanitize_preprocessors = [
-        ClearOutput,
-        RepairSubmission,
-        DeduplicateIds,
-        OverwriteKernelspec,
-        OverwriteCells,
-        CheckCellMetadata,
-    ]
-    c.Autograde.autograde_preprocessors = [
-        GradingExecute,
-        IgnorePattern,
-        ClearMetadataPreprocessor,
-        LimitOutput,
-        SaveAutoGradesFair,
-        AssignLatePenalties,
-        CheckCellMetadata,
-    ]
+    # nbgrader's own default lists (nbgrader/converters/autograde.py), read from its traits,
+    # with ours slotted in: whatever a new nbgrader adds to them stays in
+    traits = Autograde.class_traits()
+    sanitize = list(traits["sanitize_preprocessors"].default())
+    autograde = list(traits["autograde_preprocessors"].default())
+    for needed, where in (
+        (ClearOutput, sanitize),
+        (Execute, autograde),
+        (SaveAutoGrades, autograde),
+    ):
+        if needed not in where:
+            raise RuntimeError(
+                f"nbgrader's Autograde no longer runs {needed.__name__}: re-read "
+                "attn_course.grading.configure against nbgrader/converters/autograde.py"
+            )
+    sanitize.insert(sanitize.index(ClearOutput) + 1, RepairSubmission)
+    swap = {Execute: GradingExecute, SaveAutoGrades: SaveAutoGradesFair}
+    c.Autograde.sanitize_preprocessors = sanitize
+    c.Autograde.autograde_preprocessors = [swap.get(p, p) for p in autograde]
     c.OverwriteCells.add_missing_cells = True
 
     # LMS downloads: `nbgrader zip_collect` maps file names with the pattern `attn-course grade`
     # uses; feedback shows each test's name, points and message, never a hidden test's code,
     # and renders its maths offline.
-    from attn_course.grading.batch import configure_collect
+    from attn_course.grading.collect import configure_collect
     from attn_course.grading.feedback import configure_feedback
 
     configure_collect(c)

@@ -36,6 +36,13 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _default(name: str):
+    """The grader's default of a setting: the trait of GradingExecute, its one owner."""
+    from attn_course.grading.execute import GradingExecute
+
+    return GradingExecute.class_traits()[name].default_value
+
+
 def _add_grade(sub) -> None:
     p = sub.add_parser(
         "grade",
@@ -73,9 +80,15 @@ def _add_grade(sub) -> None:
         "--timeout",
         type=_at_least_one,
         default=None,
-        help="seconds per cell before it is interrupted (default: the course config's, else 60)",
+        help="seconds per cell before it is interrupted "
+        f"(default: the course config's, else {_default('timeout')})",
     )
-    p.add_argument("--memory", default="2G", help="memory limit per kernel (default: 2G)")
+    p.add_argument(
+        "--memory",
+        default=None,
+        help="memory limit per kernel, e.g. 2G or 512M "
+        f"(default: the course config's, else {_default('memory')})",
+    )
     p.add_argument(
         "--course",
         type=Path,
@@ -138,7 +151,10 @@ def _add_check(sub) -> None:
     )
     p.add_argument("notebook", metavar="NOTEBOOK", type=Path)
     p.add_argument(
-        "--timeout", type=_at_least_one, default=60, help="seconds per cell (default: 60)"
+        "--timeout",
+        type=_at_least_one,
+        default=None,
+        help=f"seconds per cell (default: {_default('timeout')})",
     )
     p.set_defaults(func=_check)
 
@@ -157,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_check(sub)
     args = parser.parse_args(argv)
     from attn_course.grading import put_bin_on_path
-    from attn_course.grading.batch import SetupError
+    from attn_course.grading.errors import SetupError
 
     put_bin_on_path()  # nbgrader runs `alembic`, Jupyter starts `python`: this environment's
 

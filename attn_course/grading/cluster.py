@@ -1,6 +1,6 @@
 """``attn-course grade --scheduler tcp://HOST:PORT``: the tasks on a Dask distributed cluster.
 
-Each :class:`~attn_course.grading.worker.GradingTask` is one Dask task, run by
+Each :class:`~attn_course.grading.task.GradingTask` is one Dask task, run by
 :func:`~attn_course.grading.worker.grade_task` on whichever worker the scheduler picks. A
 worker needs the course's pinned environment (``requirements.lock``) and, for the boxed
 kernels, bubblewrap; nothing of the course folder: the task carries its files.
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from attn_course.grading.batch import SetupError, crashed
+from attn_course.grading.errors import SetupError
+from attn_course.grading.task import crashed
 
 __all__ = ["DaskRunner", "connect"]
 
@@ -41,7 +42,7 @@ def connect(address: str) -> DaskRunner:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise SetupError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    return DaskRunner(client)
+    return DaskRunner(client, address)
 
 
 def _run(task, run: str):
@@ -56,12 +57,16 @@ def _run(task, run: str):
 
 
 class DaskRunner:
-    def __init__(self, client):
-        self.client = client
+    """The :class:`~attn_course.grading.runners.Runner` of a Dask cluster: one task per
+    submission; each worker thread grades one notebook at a time with a one-thread kernel."""
 
-    def worker_count(self) -> int:
-        workers = self.client.scheduler_info().get("workers", {})
-        return max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+    kernel_threads = 1
+
+    def __init__(self, client, address: str):
+        self.client = client
+        self.engine = f"Dask cluster {address}"
+        workers = client.scheduler_info().get("workers", {})
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
 
     def results(self, tasks, retried: set[str]):
         """Yield (task, result) once per task as they complete; ``retried`` receives the

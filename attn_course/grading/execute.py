@@ -1,12 +1,14 @@
 """Running one notebook in a boxed kernel: nbgrader's ``Execute``, made robust.
 
-:class:`GradingExecute` is nbgrader's own ``Execute`` preprocessor (so cells run
-exactly as ``nbgrader autograde`` runs them) with what a batch of 300 students
-needs on top:
+:class:`GradingExecute` subclasses nbgrader's ``Execute`` preprocessor: each attempt at a
+notebook is nbconvert's own ``ExecutePreprocessor.preprocess`` (cell by cell through
+nbclient, nbgrader's error recording), extended only through its public hooks
+(``create_kernel_manager``, ``preprocess_cell``, ``on_cell_executed``, ``output``). On top,
+what a batch of 300 students needs:
 
 - the kernel runs in a :class:`~attn_course.grading.sandbox.Sandbox` through
-  :class:`SandboxKernelManager` (resource limits, private namespaces, an
-  unprivileged uid, unix-socket transport so the kernel needs no network);
+  :class:`~attn_course.grading.kernels.SandboxKernelManager` (resource limits, private
+  namespaces, an unprivileged uid, unix-socket transport so the kernel needs no network);
 - a cell that runs past ``timeout`` is interrupted and gets an error, as in
   nbgrader; if the kernel ignores the interrupt, or dies (``os._exit``, a
   segfault, the memory limit), the cell that did it gets an error output saying
@@ -20,111 +22,34 @@ needs on top:
 from __future__ import annotations
 
 import ast
-import atexit
 import copy
 import json
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import monotonic
 
-from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.utils import run_sync
-from nbclient.client import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, Unicode
 
+from attn_course.grading.cells import is_test_cell
+from attn_course.grading.kernels import (
+    SandboxKernelManager,
+    drop_prestarted,
+    keep_prestarted,
+    shutdown,
+    take_prestarted,
+)
 from attn_course.grading.sandbox import Limits, Sandbox, detect_sandbox, grading_slot, parse_memory
 
-__all__ = ["ExecutionReport", "GradingExecute", "SandboxKernelManager"]
+__all__ = ["ExecutionReport", "GradingExecute"]
 
-GUARD_LINE = "import attn_course.grading.guard as _g; _g.install(); del _g"
 MAX_STREAM_CHARS = 200_000  # per cell; a print loop must not fill the grader's memory
-
-
-def kernel_env(box: Path, threads: int) -> dict[str, str]:
-    """The whole environment of a grading kernel: nothing of the grader's leaks in."""
-    home = box / "home"
-    bindir = Path(sys.executable).parent
-    return {
-        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "TMPDIR": "/tmp",
-        "LANG": "C.UTF-8",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(home / ".matplotlib"),
-        "IPYTHONDIR": str(home / ".ipython"),
-        "JUPYTER_RUNTIME_DIR": str(home / ".runtime"),
-        "JUPYTER_PLATFORM_DIRS": "1",
-        "NBGRADER_EXECUTION": "autograde",
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "OPENBLAS_NUM_THREADS": str(threads),
-    }
-
-
-class SandboxKernelManager(AsyncKernelManager):
-    """An IPython kernel started inside a sandbox, talking over unix sockets in its box."""
-
-    sandbox: Sandbox | None = None
-    limits: Limits = Limits()
-    box: Path | None = None
-    run_dir: Path | None = None
-    threads: int = 1
-    guard: bool = True
-
-    def configure(
-        self,
-        sandbox: Sandbox,
-        limits: Limits,
-        box: Path,
-        run_dir: Path,
-        threads: int,
-        guard: bool = True,
-    ) -> None:
-        self.sandbox, self.limits, self.box, self.run_dir = sandbox, limits, box, run_dir
-        self.threads, self.guard = threads, guard
-        conn = box / "conn"
-        conn.mkdir(exist_ok=True)
-        self.transport = "ipc"
-        self.ip = str(conn / "kernel")
-        self.connection_file = str(conn / "kernel.json")
-        self.cache_ports = False
-        self._kernel_spec = KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            display_name="Python 3 (grading)",
-            language="python",
-            interrupt_mode="message",  # the kernel is in its own session: no signals from here
-            metadata={"debugger": False},
-        )
-
-    @property
-    def kernel_spec(self):
-        return self._kernel_spec
-
-    def format_kernel_cmd(self, extra_arguments=None):
-        cmd = super().format_kernel_cmd(extra_arguments)
-        if self.guard:
-            cmd.append(f"--IPKernelApp.exec_lines={json.dumps([GUARD_LINE])}")
-        cmd += ["--HistoryManager.enabled=False", "--IPKernelApp.capture_fd_output=False"]
-        assert self.sandbox is not None and self.box is not None
-        if self.sandbox.kind == "none":
-            return self.sandbox.wrap(cmd, self.box, self.run_dir or self.box, {}, self.limits)
-        self.sandbox.prepare_dir(self.box)
-        env = kernel_env(self.box, self.threads)
-        for key in ("MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR"):
-            Path(env[key]).mkdir(parents=True, exist_ok=True)
-        self.sandbox.prepare_dir(self.box)
-        return self.sandbox.wrap(cmd, self.box, self.run_dir or self.box, env, self.limits)
 
 
 @dataclass
@@ -147,49 +72,6 @@ class KernelOutOfMemory(RuntimeError):
     """A cell raised MemoryError: the notebook is re-run without it."""
 
 
-# --- a kernel booting for this process's next notebook ----------------------------------
-#
-# A kernel takes ~0.4 s to boot (Python, ipykernel, the guard). A process that grades many
-# notebooks boots the next one's kernel in a fresh, empty box while it renders feedback
-# (GradingExecute.prestart). The kernel has run nothing but its own start-up: it is as fresh
-# as one started on the spot, and serves one notebook only.
-
-_NEXT: list = []  # at most one (key, kernel manager, box)
-
-
-def take_prestarted(key: str):
-    """(kernel manager, box) prestarted with the same options, or (None, None)."""
-    if not _NEXT:
-        return None, None
-    k, km, box = _NEXT.pop()
-    try:
-        alive = k == key and run_sync(km.is_alive)()
-    except Exception:  # noqa: BLE001
-        alive = False
-    if not alive:
-        _shutdown(km)
-        shutil.rmtree(box.parent, ignore_errors=True)
-        return None, None
-    return km, box
-
-
-def _shutdown(km) -> None:
-    try:
-        run_sync(km.shutdown_kernel)(now=True)
-    except Exception:  # noqa: BLE001, S110  (it is being thrown away)
-        pass
-
-
-def drop_prestarted() -> None:
-    while _NEXT:
-        _, km, box = _NEXT.pop()
-        _shutdown(km)
-        shutil.rmtree(box.parent, ignore_errors=True)
-
-
-atexit.register(drop_prestarted)
-
-
 def _error_output(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(
         output_type="error",
@@ -197,11 +79,6 @@ def _error_output(ename: str, evalue: str) -> NotebookNode:
         evalue=evalue,
         traceback=[f"\x1b[0;31m{ename}\x1b[0m: {evalue}"],
     )
-
-
-def _is_test_cell(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("grade")) and bool(meta.get("locked")) and not meta.get("solution")
 
 
 def _imports_only(cell) -> str:
@@ -235,11 +112,19 @@ class GradingExecute(Execute):
     ``resources["attn_course"]``.
     """
 
+    # The defaults of the course's grading live here and only here: `attn-course grade`'s
+    # options override them, Limits is computed from them (resolved_limits).
+    timeout = Integer(
+        60,
+        allow_none=True,
+        help="Seconds a cell may run before it is interrupted (also read from Execute.timeout "
+        "and ExecutePreprocessor.timeout; this section wins). At least 1.",
+    ).tag(config=True)
     memory = Unicode(
         "2G", help="Address-space limit of each grading kernel (RLIMIT_AS), e.g. 2G or 512M."
     ).tag(config=True)
     cpu_seconds = Integer(
-        0, help="CPU seconds per kernel (RLIMIT_CPU), a backstop; 0: max(1800, 30 x timeout)."
+        0, help="CPU seconds per kernel (RLIMIT_CPU), a backstop; 0: Limits.cpu_for(timeout)."
     ).tag(config=True)
     boxed = Bool(
         True,
@@ -261,7 +146,6 @@ class GradingExecute(Execute):
 
     # set by a caller that prepared them (the self-check); otherwise derived from the traits
     sandbox: Sandbox | None = None
-    limits: Limits | None = None
     box: Path | None = None
     run_dir: Path | None = None
     prestarted = None  # a kernel manager whose kernel is already booting in ``box``
@@ -272,13 +156,21 @@ class GradingExecute(Execute):
         self.report = ExecutionReport()
 
     def resolved_limits(self) -> Limits:
-        if self.limits is not None:
-            return self.limits
-        timeout = int(self.timeout or 60)
+        """The limits of this preprocessor's kernels, from its traits; ValueError (in words)
+        for a setting that is not a limit."""
+        if self.timeout is None or self.timeout < 1:
+            raise ValueError(
+                f"the per-cell timeout must be at least 1 second, not {self.timeout} "
+                "(GradingExecute.timeout, Execute.timeout or ExecutePreprocessor.timeout)"
+            )
+        if self.cpu_seconds < 0:
+            raise ValueError(
+                f"GradingExecute.cpu_seconds must be 0 or more, not {self.cpu_seconds}"
+            )
         return Limits(
-            timeout=timeout,
+            timeout=self.timeout,
             memory=parse_memory(self.memory),
-            cpu=self.cpu_seconds or max(1800, 30 * timeout),
+            cpu=self.cpu_seconds or Limits.cpu_for(self.timeout),
         )
 
     def resolved_sandbox(self) -> Sandbox:
@@ -297,7 +189,7 @@ class GradingExecute(Execute):
         self.km = self.kernel_manager_class(config=self.config)
         self.km.configure(
             self.resolved_sandbox(),
-            self.limits,
+            self.resolved_limits(),
             self.box,
             self.run_dir,
             self.threads,
@@ -308,7 +200,6 @@ class GradingExecute(Execute):
     # --- the notebook, with restarts ------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
         """Run ``nb`` in a fresh box (unless one was handed in), then remove the box."""
-        self.limits = self.resolved_limits()
         self.resolved_sandbox()
         if self.box is not None:
             return self._preprocess_boxed(nb, resources)
@@ -331,7 +222,7 @@ class GradingExecute(Execute):
             return self._preprocess_boxed(nb, resources)
         finally:
             if self.prestarted is not None:  # never reached the kernel
-                _shutdown(self.prestarted)
+                shutdown(self.prestarted)
                 self.prestarted = None
             shutil.rmtree(tmp or self.box.parent, ignore_errors=True)
             self.box = self.run_dir = None
@@ -346,7 +237,6 @@ class GradingExecute(Execute):
         """Boot a kernel for this process's next notebook, in a fresh, empty box of its own,
         while this process does other work (renders feedback). A later :meth:`preprocess`
         with the same options takes it; its files are copied in before its first cell."""
-        self.limits = self.resolved_limits()
         self.resolved_sandbox()
         drop_prestarted()
         holder = Path(tempfile.mkdtemp(prefix="attn-box-"))
@@ -357,19 +247,17 @@ class GradingExecute(Execute):
         self.box, self.run_dir = box, box / "run"
         try:
             km = self.create_kernel_manager()
-            with open(holder / "kernel.log", "ab") as log:
-                self.start_new_kernel(cwd=str(box / "run"), stdout=log, stderr=log)
+            self.start_new_kernel()
         except Exception:  # noqa: BLE001  (the next notebook starts its own kernel)
             shutil.rmtree(holder, ignore_errors=True)
             return
         finally:
             self.box = self.run_dir = None
-        _NEXT.append((self._prestart_key(), km, box))
+        keep_prestarted(self._prestart_key(), km, box)
 
     def _preprocess_boxed(self, nb, resources):
-        self.timeout = self.limits.timeout
         self.shutdown_kernel = "immediate"
-        self._deadline = monotonic() + max(600.0, 10.0 * self.limits.timeout)
+        self._deadline = monotonic() + self.resolved_limits().notebook_seconds
         self.report = ExecutionReport()
         original = copy.deepcopy(nb)
         self._skip: dict[int, tuple[str, str]] = {}
@@ -440,38 +328,24 @@ class GradingExecute(Execute):
         self.report.guard_ok = True
 
     def _run_once(self, nb, resources):
-        limits = self.limits
-        NotebookClient.__init__(self, nb, None)
-        self.limits = limits
-        self.timeout = self.limits.timeout  # __init__ re-read the course config's timeout
-        self.reset_execution_trackers()
-        self._check_assign_resources(resources)
-        assert self.box is not None
-        log = open(self.box.parent / "kernel.log", "ab")  # noqa: SIM115  (closed below)
-        try:
-            return self._run_with_log(nb, resources, log)
-        finally:
-            log.close()
+        """One attempt in a fresh kernel: nbconvert's own ``ExecutePreprocessor.preprocess``
+        (it re-initialises the client, starts the kernel through :meth:`create_kernel_manager`,
+        runs every cell through :meth:`preprocess_cell`, shuts the kernel down)."""
+        return super().preprocess(nb, resources)
 
-    def _run_with_log(self, nb, resources, log):
-        cwd = str(self.run_dir) if self.run_dir else None
-        with self.setup_kernel(cwd=cwd, stdout=log, stderr=log):
-            assert self.kc is not None
-            info = self.wait_for_reply(self.kc.kernel_info())
-            self.nb.metadata["language_info"] = info["content"]["language_info"]
-            for index, cell in enumerate(self.nb.cells):
-                self.preprocess_cell(cell, resources, index)
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = self._run_cell(cell, resources, index)
+        if index == len(self.nb.cells) - 1:  # the last cell: the kernel is still up
             self._current = None
             if self.use_guard:
                 self._ask_guard()
-        self.set_widgets_metadata()
-        return self.nb, self.resources
+        return cell, resources
 
-    def preprocess_cell(self, cell, resources, index):
+    def _run_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
         if index in self._skip:
-            imports = _imports_only(cell) if _is_test_cell(cell) else ""
+            imports = _imports_only(cell) if is_test_cell(cell) else ""
             if imports:  # later test cells may rely on what this one imported
                 source, cell.source = cell.source, imports
                 self._current = index

@@ -23,13 +23,14 @@ Register with ``configure_feedback(c)`` (``nbgrader_config.py`` does, so plain
 from __future__ import annotations
 
 import importlib.util
-import re
 from functools import cache
 from pathlib import Path
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from traitlets import Bool
+
+from attn_course.grading.cells import error_line, is_test_cell
 
 __all__ = [
     "TEMPLATE_DIR",
@@ -41,17 +42,6 @@ __all__ = [
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "attn_feedback"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _is_test_cell(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
-def _message(output) -> str:
-    text = " ".join(_ANSI.sub("", str(output.get("evalue", ""))).split())
-    return f"{output.get('ename', 'Error')}: {text}" if text else output.get("ename", "Error")
 
 
 class HideHiddenTests(ClearHiddenTests):
@@ -60,7 +50,7 @@ class HideHiddenTests(ClearHiddenTests):
     a test cell's error keeps its message and loses its traceback."""
 
     def preprocess_cell(self, cell, resources, cell_index):
-        if not _is_test_cell(cell):
+        if not is_test_cell(cell):
             return cell, resources
         before = cell.source
         cell, resources = super().preprocess_cell(cell, resources, cell_index)
@@ -68,7 +58,7 @@ class HideHiddenTests(ClearHiddenTests):
             cell.source = cell.source.rstrip() + "\n# ... and hidden tests, run when graded"
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                output["traceback"] = [_message(output)]
+                output["traceback"] = [error_line(output)]
         return cell, resources
 
 
@@ -94,7 +84,7 @@ class FeedbackIndex(Preprocessor):
     def preprocess(self, nb, resources):
         tests = []
         for cell in nb.cells:
-            if not _is_test_cell(cell):
+            if not is_test_cell(cell):
                 continue
             meta = cell.metadata["nbgrader"]
             errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
@@ -103,7 +93,7 @@ class FeedbackIndex(Preprocessor):
                     "grade_id": meta.get("grade_id", ""),
                     "score": meta.get("score") or 0.0,
                     "points": meta.get("points") or 0.0,
-                    "message": _message(errors[0]) if errors else "passed",
+                    "message": error_line(errors[0]) if errors else "passed",
                 }
             )
         resources["attn_feedback"] = {"tests": tests, "mathjax_js": mathjax_js()}

@@ -29,8 +29,10 @@ import uuid
 import nbformat
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, SaveAutoGrades
+
+from attn_course.grading.gradebook import apply_verdict, source_cells
 
 __all__ = ["RepairSubmission", "SaveAutoGradesFair", "report_of"]
 
@@ -68,21 +70,9 @@ class RepairSubmission(NbGraderPreprocessor):
         notebook_id = resources["nbgrader"]["notebook"]
         assignment_id = resources["nbgrader"]["assignment"]
         changes = self.changes
-        with Gradebook(resources["nbgrader"]["db_url"]) as gb:
-            source = gb.find_notebook(notebook_id, assignment_id)
-            cells = {
-                c.name: NotebookNode(
-                    name=c.name,
-                    locked=c.locked,
-                    checksum=c.checksum,
-                    cell_type=c.cell_type,
-                    source=c.source,
-                )
-                for c in source.source_cells
-            }
-            grades = {c.name: float(c.max_score) for c in source.grade_cells}
-            solutions = {c.name for c in source.solution_cells}
-            tasks = {c.name for c in source.task_cells}
+        source = source_cells(resources["nbgrader"]["db_url"], notebook_id, assignment_id)
+        cells, grades = source["cells"], source["grades"]
+        solutions, tasks = source["solutions"], source["tasks"]
 
         # 1. cell ids (nbformat >= 4.5) must be unique or the notebook does not validate
         seen_ids: set[str] = set()
@@ -210,15 +200,9 @@ class SaveAutoGradesFair(SaveAutoGrades):
         execution = report_of(nb).get("execution", {})
         undone = list(execution.get("undone", []))
         guard_ok = bool(execution.get("guard_ok", True))
-        with Gradebook(self.db_url) as gb:
-            sub = gb.find_submission_notebook(self.notebook_id, self.assignment_id, self.student_id)
-            if not guard_ok:
-                for grade in sub.grades:
-                    grade.auto_score = 0
-                    grade.needs_manual_grade = False
-            sub.flagged = bool(undone) or not guard_ok
-            gb.db.commit()
         verdict = {"flagged": bool(undone) or not guard_ok, "withheld": not guard_ok}
+        with Gradebook(self.db_url) as gb:
+            apply_verdict(gb, self.notebook_id, self.assignment_id, self.student_id, **verdict)
         nb.metadata.setdefault("attn_course", {})["verdict"] = verdict
         if undone:
             self.log.warning(
@@ -235,31 +219,14 @@ class SaveAutoGradesFair(SaveAutoGrades):
         return nb, resources
 
     def _add_score(self, cell, resources):
+        """nbgrader's own scoring of one cell, shown the cell without its stderr output.
+
+        ``SaveAutoGrades._add_score`` is private: nbgrader has no public hook for how a cell's
+        outputs are scored. This delegates to it (no copy of its body) and the upstream
+        fingerprint test (:mod:`attn_course.grading.upstream`) fails if it changes."""
         probe = NotebookNode(cell)
         if cell.cell_type == "code":
             probe["outputs"] = [
                 o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")
             ]
-        grade = self.gradebook.find_grade(
-            cell.metadata["nbgrader"]["grade_id"],
-            self.notebook_id,
-            self.assignment_id,
-            self.student_id,
-        )
-        auto_score, _ = utils.determine_grade(probe, self.log)
-        grade.auto_score = auto_score
-        grade.needs_manual_grade = (grade.manual_score is not None) or (grade.auto_score is None)
-        self.gradebook.db.commit()
-
-
-def zero_notebook(db_url: str, notebook: str, assignment: str, student: str) -> None:
-    """Score 0 for every graded cell of a notebook, as nbgrader does for a missing one."""
-    with Gradebook(db_url) as gb:
-        try:
-            sub = gb.find_submission_notebook(notebook, assignment, student)
-        except MissingEntry:
-            return
-        for grade in sub.grades:
-            grade.auto_score = 0
-            grade.needs_manual_grade = False
-        gb.db.commit()
+        super()._add_score(probe, resources)

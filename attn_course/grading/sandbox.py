@@ -48,14 +48,26 @@ def parse_memory(text: str | int) -> int:
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one kernel (all inherited by anything it starts)."""
+    """Resource limits of one kernel (all inherited by anything it starts). The course's
+    values come from :class:`~attn_course.grading.execute.GradingExecute`'s traits."""
 
-    timeout: int = 60  # seconds of wall time per cell
-    memory: int = 2 * 2**30  # bytes of address space (RLIMIT_AS)
-    cpu: int = 1800  # seconds of CPU time for the whole kernel (RLIMIT_CPU), a backstop
+    timeout: int  # seconds of wall time per cell
+    memory: int  # bytes of address space (RLIMIT_AS)
+    cpu: int  # seconds of CPU time for the whole kernel (RLIMIT_CPU), a backstop
     file_size: int = 256 * 2**20  # largest file it may write (RLIMIT_FSIZE)
     open_files: int = 1024  # RLIMIT_NOFILE
     processes: int = 512  # RLIMIT_NPROC (threads count), only enforced for the grader uid
+
+    @staticmethod
+    def cpu_for(timeout: int) -> int:
+        """The CPU backstop for a per-cell ``timeout``: far above what a notebook of honest
+        cells uses, so only a runaway kernel meets it."""
+        return max(1800, 30 * timeout)
+
+    @property
+    def notebook_seconds(self) -> float:
+        """Wall time one notebook may use in all (its cells and its kernel restarts)."""
+        return max(600.0, 10.0 * self.timeout)
 
     def prlimit_args(self, with_nproc: bool) -> list[str]:
         args = [

@@ -25,7 +25,6 @@ before each cell by the grader's guard, as in grading.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -33,7 +32,6 @@ from pathlib import Path
 
 __all__ = ["check", "check_notebook"]
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CHECK_ENV = "ATTN_COURSE_CHECK"  # set for the kernels a check starts
 
 REFUSAL = (
@@ -51,28 +49,20 @@ def _nested() -> str | None:
     return None
 
 
-def _reason(cell) -> str | None:
-    """None if the test cell passed, else the error in one line."""
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            evalue = _ANSI.sub("", str(out.get("evalue", ""))).strip()
-            ename = out.get("ename", "Error")
-            return f"{ename}: {evalue}" if evalue else ename
-    return None
-
-
 def _unanswered(cell) -> bool:
     return "raise NotImplementedError()" in cell.source and "# YOUR CODE HERE" in cell.source
 
 
-def check_notebook(path: str | Path, timeout: int = 60, out=None, err=None) -> int:
+def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=None) -> int:
     """Run ``path`` and print per-part results on ``out``, errors on ``err``. Returns 0 if
     every test cell passed, 1 if some failed, 2 if the file is not a notebook (or the check
     is itself being run by a check or the grader)."""
     import nbformat
+    from traitlets.config import Config
 
+    from attn_course.grading.cells import first_error, is_test_cell, part_name
     from attn_course.grading.execute import GradingExecute
-    from attn_course.grading.sandbox import Limits, Sandbox
+    from attn_course.grading.sandbox import Sandbox
 
     out, err_out = out or sys.stdout, err or sys.stderr
     if _nested() is not None:  # e.g. `!attn-course check` in a notebook being checked
@@ -97,8 +87,10 @@ def check_notebook(path: str | Path, timeout: int = 60, out=None, err=None) -> i
     before = os.environ.get(CHECK_ENV)
     os.environ[CHECK_ENV] = "1"  # the kernel inherits this process's environment
     try:
-        ex = GradingExecute()
-        ex.sandbox, ex.limits = Sandbox("none"), Limits(timeout=timeout)
+        # the grader's own per-cell timeout unless one is given
+        given = {} if timeout is None else {"GradingExecute": {"timeout": timeout}}
+        ex = GradingExecute(config=Config(given))
+        ex.sandbox = Sandbox("none")
         ex.box, ex.run_dir, ex.use_guard = box / "box", path.resolve().parent, True
         (box / "box").mkdir()
         executed, _ = ex.preprocess(nb, {"metadata": {"path": str(path.resolve().parent)}})
@@ -114,19 +106,17 @@ def check_notebook(path: str | Path, timeout: int = 60, out=None, err=None) -> i
     for index, cell in enumerate(executed.cells):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution") and cell.cell_type == "code" and _unanswered(cell):
-            pending_solutions.append(meta.get("grade_id", f"cell {index + 1}"))
-        if not meta.get("grade") or cell.cell_type != "code":
+            pending_solutions.append(part_name(cell, index))
+        if not is_test_cell(cell):
             continue
-        reason = _reason(cell)
+        reason = first_error(cell)
         if reason is not None and pending_solutions:
             reason = (
                 f"not answered yet ({', '.join(pending_solutions)} still raises "
                 "NotImplementedError)"
             )
         pending_solutions = []
-        rows.append(
-            (meta.get("grade_id", f"cell {index + 1}"), float(meta.get("points", 0)), reason)
-        )
+        rows.append((part_name(cell, index), float(meta.get("points", 0)), reason))
 
     if not rows:
         print("This notebook has no graded test cells: nothing to check.", file=out)
@@ -148,13 +138,7 @@ def check_notebook(path: str | Path, timeout: int = 60, out=None, err=None) -> i
     )
     for kind, cells in (("timed out", ex.report.timeouts), ("killed the kernel", ex.report.deaths)):
         for i in cells:
-            name = (
-                executed.cells[i]
-                .get("metadata", {})
-                .get("nbgrader", {})
-                .get("grade_id", f"cell {i + 1}")
-            )
-            print(f"Note: {name} {kind}.", file=out)
+            print(f"Note: {part_name(executed.cells[i], i)} {kind}.", file=out)
     report = ex.report
     if report.undone:
         print(
@@ -169,7 +153,7 @@ def check_notebook(path: str | Path, timeout: int = 60, out=None, err=None) -> i
     return 0 if len(passed) == len(rows) else 1
 
 
-def check(path: str | Path, timeout: int = 60) -> bool | None:
+def check(path: str | Path, timeout: int | None = None) -> bool | None:
     """The self-check from a notebook: prints the results, returns True if all pass.
 
     Run by a check or by the grader, it prints one line and returns None: checking would

@@ -1,12 +1,7 @@
-"""Grading one submission: a :class:`GradingTask` in, a :class:`Result` out.
-
-A task is the portable unit of work: it carries as data everything grading needs (the
-student's files as bytes, the assignment's non-notebook files, a SQLite gradebook holding the
-assignment's cells, the course's nbgrader config) and uses no path of the process that made
-it and no state of this module. Any process with the course environment installed grades
-any task (:func:`grade_task`): a local pool worker, or a Dask worker on another machine
-(:mod:`attn_course.grading.cluster`). The result carries back what was produced: scores,
-comments, flags, status, the autograded notebooks, the feedback HTML and the log.
+"""Grading one submission: a :class:`~attn_course.grading.task.GradingTask` in, a
+:class:`~attn_course.grading.task.Result` out, in whatever process runs it (a local pool
+worker, or a Dask worker on another machine). The result carries back what was produced:
+scores, comments, flags, status, the autograded notebooks, the feedback HTML and the log.
 
 Inside, it is plain nbgrader: its ``Autograde`` converter, driven through its public
 ``start()``, with the course's preprocessors registered by
@@ -25,87 +20,25 @@ import shutil
 import socket
 import tempfile
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic
 
 import nbformat
 from nbconvert.writers import FilesWriter
-from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
 from attn_course.grading import configure
+from attn_course.grading.cells import part_name
 from attn_course.grading.execute import GradingExecute
 from attn_course.grading.feedback import configure_feedback
-from attn_course.grading.preprocessors import report_of, zero_notebook
+from attn_course.grading.gradebook import open_submission, read_submission, zero_notebook
+from attn_course.grading.preprocessors import report_of
+from attn_course.grading.task import GradingTask, Result, handed_in
+from attn_course.grading.tuning import fast_private_sqlite, lean_imports
 
-__all__ = ["GradingTask", "Result", "grade_task", "read_files"]
-
-MAX_EXTRA_FILE = 50 * 2**20  # extra files a student hands in are copied up to this size
-
-
-@dataclass
-class GradingTask:
-    """One student's submission of one assignment, with everything needed to grade it."""
-
-    student_id: str
-    assignment: str
-    files: dict[str, bytes] | None  # the hand-in: relative path -> bytes (None: nothing)
-    notebooks: dict[str, list[str]]  # expected notebook name -> its graded cell ids
-    others: dict[str, list[str]]  # other assignments: name -> all their graded cell ids
-    source_files: dict[str, bytes]  # the assignment's non-notebook files (data the tests read)
-    gradebook: bytes  # a SQLite gradebook holding this assignment (no students)
-    config: dict  # the course's nbgrader config (plain dict; configure() is applied on top)
-    feedback: bool = True
-    prestart: bool = False  # more tasks will follow in this process: boot the next kernel
-    keep_work: bool = False  # keep the work folder (its path is in the log)
-
-
-@dataclass
-class Result:
-    student_id: str
-    assignment: str
-    score: float = 0.0
-    max_score: float = 0.0
-    status: list[str] = field(default_factory=list)
-    flagged: bool = False
-    timestamp: str | None = None
-    notebooks: dict = field(default_factory=dict)  # name -> {grades, comments, late_penalty}
-    seconds: float = 0.0
-    error: str | None = None  # the traceback of a grading error
-    autograded: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
-    feedback: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
-    log: str = ""  # grading.log: what happened to this submission
-    host: str = ""  # where it was graded (host:pid)
-
-    def status_text(self) -> str:
-        return "; ".join(self.status) if self.status else "graded"
-
-
-def _handed_in(folder: Path, max_size: int = MAX_EXTRA_FILE):
-    """(path, path relative to ``folder``) of each file of a hand-in that counts: regular files,
-    no symlinks, nothing under .ipynb_checkpoints; notebooks at the top always, other files
-    up to ``max_size``."""
-    for dirpath, _, filenames in os.walk(folder, followlinks=False):
-        for name in filenames:
-            p = Path(dirpath) / name
-            if p.is_symlink() or not p.is_file():
-                continue
-            rel = p.relative_to(folder)
-            if rel.parts[0] == ".ipynb_checkpoints":
-                continue
-            if (p.suffix == ".ipynb" and len(rel.parts) == 1) or p.stat().st_size <= max_size:
-                yield p, rel
-
-
-def read_files(folder: Path | None, max_size: int = MAX_EXTRA_FILE) -> dict[str, bytes] | None:
-    """A hand-in folder as data: relative path -> bytes (the files :func:`_handed_in` keeps).
-    None if there is no folder."""
-    if folder is None or not folder.is_dir():
-        return None
-    return {str(rel): p.read_bytes() for p, rel in _handed_in(folder, max_size)}
+__all__ = ["grade_task"]
 
 
 def _unpack(files: dict[str, bytes], dest: Path) -> None:
@@ -172,7 +105,7 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
         result.status.append(f"nothing submitted for {task.assignment}")
         return []
     found: dict[str, Path] = {}
-    for p, rel in _handed_in(src):
+    for p, rel in handed_in(src):
         if p.suffix == ".ipynb" and len(rel.parts) == 1:
             found[p.stem] = p
         else:
@@ -231,35 +164,6 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
     return graded
 
 
-def _collect_grades(db_url: str, task: GradingTask, result: Result) -> None:
-    with Gradebook(db_url) as gb:
-        try:
-            sub = gb.find_submission(task.assignment, task.student_id)
-        except MissingEntry:
-            sub = gb.update_or_create_submission(task.assignment, task.student_id)
-        for nb in sub.notebooks:
-            result.notebooks[nb.name] = {
-                "grades": {
-                    g.name: {
-                        "auto_score": g.auto_score,
-                        "needs_manual_grade": g.needs_manual_grade,
-                        "max_score": g.max_score,
-                    }
-                    for g in nb.grades
-                },
-                "comments": {c.name: c.auto_comment for c in nb.comments},
-                "late_penalty": nb.late_submission_penalty,
-            }
-            result.flagged = result.flagged or bool(nb.flagged)
-        result.score = float(sub.score - (sub.late_submission_penalty or 0.0))
-        result.max_score = float(sub.max_score)
-
-
-def _part_name(nb, index: int) -> str:
-    meta = nb.cells[index].get("metadata", {}).get("nbgrader", {})
-    return meta.get("grade_id") or f"cell {index + 1}"
-
-
 def _describe(nb, prefix: str) -> list[str]:
     """The status lines of one autograded notebook, from what the preprocessors recorded."""
     report = report_of(nb)
@@ -275,7 +179,7 @@ def _describe(nb, prefix: str) -> list[str]:
     ]
     for words, indices in pieces:
         if indices:
-            out.append(f"{prefix}{words} {', '.join(_part_name(nb, i) for i in indices)}")
+            out.append(f"{prefix}{words} {', '.join(part_name(nb.cells[i], i) for i in indices)}")
     if run.get("memory"):
         out[-1] += " (re-run in a fresh kernel without it)"
     if run.get("not_run"):
@@ -306,8 +210,6 @@ def _process_root() -> Path:
     """This process's private work folder (removed when it exits)."""
     if not _ROOT:
         import atexit
-
-        from attn_course.grading.batch import fast_private_sqlite, lean_imports
 
         lean_imports()
         root = tempfile.mkdtemp(prefix="attn-grade-")
@@ -392,18 +294,11 @@ def _grade(task: GradingTask, work: Path, result: Result, log: logging.Logger) -
     cfg.GenerateFeedback.force = True
     coursedir = CourseDirectory(config=cfg)
 
-    with Gradebook(db_url) as gb:
-        gb.update_or_create_student(task.student_id)
-        kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
-        try:
-            gb.update_or_create_submission(task.assignment, task.student_id, **kwargs)
-        except Exception:  # noqa: BLE001  (an unreadable timestamp.txt: grade without it)
-            gb.db.rollback()
-            gb.update_or_create_submission(task.assignment, task.student_id)
-            result.status.append("timestamp.txt unreadable (ignored)")
-            result.timestamp = None
-            if (submitted / "timestamp.txt").exists():
-                (submitted / "timestamp.txt").unlink()  # nbgrader would fail on it too
+    if not open_submission(db_url, task.assignment, task.student_id, result.timestamp):
+        result.status.append("timestamp.txt unreadable (ignored)")
+        result.timestamp = None
+        if (submitted / "timestamp.txt").exists():
+            (submitted / "timestamp.txt").unlink()  # nbgrader would fail on it too
 
     for name in task.notebooks:
         if name not in graded:
@@ -430,7 +325,13 @@ def _grade(task: GradingTask, work: Path, result: Result, log: logging.Logger) -
         if task.feedback and dest.is_dir():
             _feedback(coursedir, cfg, task, log, result)
         result.autograded = _pack(dest)
-    _collect_grades(db_url, task, result)
+    stored = read_submission(db_url, task.assignment, task.student_id)
+    result.notebooks, result.score, result.max_score = (
+        stored["notebooks"],
+        stored["score"],
+        stored["max_score"],
+    )
+    result.flagged = result.flagged or stored["flagged"]
 
 
 _FEEDBACK_EXPORTER: list = []
@@ -438,7 +339,12 @@ _FEEDBACK_EXPORTER: list = []
 
 class _Feedback(GenerateFeedback):
     """nbgrader's GenerateFeedback, reusing one HTML exporter (templates compiled once) for
-    every submission this process grades with the same config."""
+    every submission this process grades with the same config.
+
+    ``start`` is a copy of ``nbgrader.converters.base.BaseConverter.start`` with the exporter
+    taken from the cache: nbgrader builds its exporter inside ``start`` and offers no hook to
+    pass one in. The copy is fingerprinted (:mod:`attn_course.grading.upstream`): an nbgrader
+    upgrade that changes ``BaseConverter.start`` fails that test until this is re-read."""
 
     def start(self) -> None:
         key = json.dumps(self.config, sort_keys=True, default=str)

@@ -1,7 +1,7 @@
 """Generate the student notebooks (``exercises/``) from the instructor ones (``solutions/``).
 
-    python -m attn_course.grading.release            # every assignment
-    python -m attn_course.grading.release 03_query_key_value
+    python scripts/make_exercises.py                     # every assignment (make exercises)
+    python scripts/make_exercises.py 03_query_key_value
 
 One source per answer: where an assignment's graded functions have an answer-key module
 (:data:`ANSWER_KEYS`), the solution cells are first rewritten from it, so the code between
@@ -29,7 +29,7 @@ import nbformat
 
 from attn_course.grading import nbgrader_env
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: attn_course/grading/release.py
+ROOT = Path(__file__).resolve().parents[1]  # the repository: scripts/make_exercises.py
 SOURCE = ROOT / "solutions"
 RELEASE = ROOT / "exercises"
 

@@ -1,0 +1,52 @@
+"""What the grader reads in a notebook cell: one definition each.
+
+- :func:`is_test_cell`: a cell of autograder tests (nbgrader's "grade" without "solution");
+- :func:`part_name`: how a graded cell is named to people (its ``grade_id``);
+- :func:`error_line`: an error output in one line, as students and instructors read it.
+
+The execution, the feedback, the self-check and the summaries all use these, so a cell
+counts as a test, and a failure reads, the same everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["error_line", "first_error", "is_test_cell", "part_name"]
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _nbgrader(cell) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def is_test_cell(cell) -> bool:
+    """A code cell of autograder tests: graded and not a solution (nbgrader locks these).
+
+    nbgrader's ``utils.is_grade``/``is_solution`` say the same of well-formed metadata; the
+    self-check reads a student's notebook before any repair, where ``nbgrader`` may be any
+    JSON value, so this reads it defensively."""
+    meta = _nbgrader(cell)
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def part_name(cell, index: int) -> str:
+    """The cell's ``grade_id``, or ``cell N`` (1-based) for a cell nbgrader does not know."""
+    return _nbgrader(cell).get("grade_id") or f"cell {index + 1}"
+
+
+def error_line(output) -> str:
+    """``Name: message`` of an error output, colours removed, on one line."""
+    text = " ".join(ANSI.sub("", str(output.get("evalue", ""))).split())
+    name = output.get("ename", "Error")
+    return f"{name}: {text}" if text else name
+
+
+def first_error(cell) -> str | None:
+    """The cell's first error in one line (:func:`error_line`); None if it has none."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return error_line(output)
+    return None

@@ -1,0 +1,112 @@
+"""Finding the submissions: nbgrader's folder layout, or an LMS download mapped by nbgrader's
+``zip_collect`` with one file-name pattern (:data:`DEFAULT_LMS_REGEXP`), the same for
+``attn-course grade`` and, through :func:`configure_collect` in ``nbgrader_config.py``, for
+``nbgrader zip_collect``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+from attn_course.grading.errors import SetupError
+from attn_course.grading.tuning import quiet_logger
+
+__all__ = ["DEFAULT_LMS_REGEXP", "configure_collect", "find_submissions"]
+
+# How LMS downloads name a student's file (nbgrader's FileNameCollectorPlugin matches it
+# against the file's whole path). One pattern, read by `attn-course grade` and, through
+# configure_collect in nbgrader_config.py, by `nbgrader zip_collect`:
+#   alice_03_query_key_value.ipynb                                   plain
+#   smithalice_12345_6789012_03_query_key_value.ipynb                Canvas (also _late_)
+#   Alice Smith_12345_assignsubmission_file_03_query_key_value.ipynb Moodle (or .../file_/...)
+#   Week 3_alice_attempt_2026-03-01-12-30-45_03_query_key_value.ipynb Blackboard
+# LMS ids have 3 or more digits, so a notebook's own number (03_...) stays in its name.
+DEFAULT_LMS_REGEXP = (
+    r"(?:.*?/)?"  # the folders above the file (lazy: the student is in the last one or two)
+    r"(?:[^/]*_(?=[^/_]+_attempt_\d))?"  # Blackboard: the assignment's title first
+    r"(?P<student_id>[^/_]+)_"
+    r"(?:late_|LATE_)?"  # Canvas
+    r"(?:attempt_[\d-]+_)?"  # Blackboard
+    r"(?:\d{3,}_)*"  # Canvas and Moodle ids
+    r"(?:assignsubmission_file_/?)?"  # Moodle, as files or as folders
+    r"(?P<file_id>[^/]+)$"
+)
+
+
+def configure_collect(c, regexp: str | None = None) -> None:
+    """Set nbgrader's zip_collect to this course's file-name pattern (traitlets config ``c``)."""
+    c.FileNameCollectorPlugin.named_regexp = regexp or DEFAULT_LMS_REGEXP
+
+
+def find_submissions(
+    path: Path, assignment: str, tmp: Path, cfg, course: Path, lms_regexp: str | None
+) -> dict[str, Path | None]:
+    """student_id -> that student's folder for ``assignment`` (None: nothing for it)."""
+    if not path.exists():
+        raise SetupError(f"SUBMISSIONS {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise SetupError(f"SUBMISSIONS {path} is not readable")
+    if path.is_dir():
+        layout = {}
+        try:
+            children = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        except OSError as err:
+            raise SetupError(f"cannot list SUBMISSIONS {path}: {err}") from err
+        students = [p for p in children if p.is_dir()]
+        if students and any((p / assignment).is_dir() for p in students):
+            for p in students:
+                layout[p.name] = p / assignment if (p / assignment).is_dir() else None
+            return layout
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise SetupError(f"SUBMISSIONS {path} is neither a folder nor a zip archive")
+    # the course's pattern (nbgrader_config.py), the one `nbgrader zip_collect` uses too
+    course_regexp = cfg.get("FileNameCollectorPlugin", {}).get("named_regexp")
+    regexp = lms_regexp or course_regexp or DEFAULT_LMS_REGEXP
+    return _zip_collect(path, assignment, tmp, cfg, course, regexp)
+
+
+def _zip_collect(path: Path, assignment: str, tmp: Path, cfg, course: Path, regexp: str):
+    """Map an LMS download (a zip, or a folder of files) with nbgrader's zip_collect."""
+    from nbgrader.apps import ZipCollectApp
+    from traitlets.config import Config
+
+    root = tmp / "collect"
+    archive = root / "downloaded" / assignment / "archive"
+    archive.mkdir(parents=True)
+    if path.is_dir():
+        for p in path.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                target = archive / p.relative_to(path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(p, target)
+    else:
+        shutil.copyfile(path, archive / path.name)
+    release = root / "release" / assignment
+    release.mkdir(parents=True)
+    for nb in (course / cfg.CourseDirectory.get("release_directory", "release") / assignment).glob(
+        "*.ipynb"
+    ):
+        shutil.copyfile(nb, release / nb.name)
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.release_directory = "release"
+    c.CourseDirectory.submitted_directory = "submitted"
+    configure_collect(c, regexp)
+    c.ZipCollectApp.force = True
+    app = ZipCollectApp(config=c)
+    app.log = quiet_logger("attn_course.grading.collect")
+    try:
+        app.initialize([assignment])
+        app.start()
+    except (Exception, SystemExit) as err:  # noqa: BLE001
+        raise SetupError(f"nbgrader zip_collect could not map {path}: {err}") from err
+    submitted = root / "submitted"
+    if not submitted.is_dir() or not any(submitted.iterdir()):
+        raise SetupError(
+            f"found no submissions in {path}: it is not in nbgrader's layout "
+            f"(<student_id>/{assignment}/<notebook>.ipynb) and no file name matched the LMS "
+            f"pattern {regexp!r} (set another with --lms-regexp)"
+        )
+    return {p.name: p / assignment for p in sorted(submitted.iterdir()) if p.is_dir()}

@@ -1,0 +1,131 @@
+"""What a grading run writes besides the gradebook: each student's files (autograded
+notebooks, feedback, ``grading.log``), ``grades.csv``, and the summary on the terminal."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections import Counter
+from pathlib import Path
+from statistics import mean, median
+
+__all__ = ["one_line", "print_summary", "write_csv", "write_files"]
+
+
+def write_files(result, feedback_dir: Path, autograded_root: Path) -> None:
+    """A result's files into place: the autograded notebooks (replacing an earlier run's),
+    the feedback HTML and ``grading.log``."""
+
+    def put(files: dict[str, bytes], folder: Path) -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for rel, data in files.items():
+            target = (folder / rel).resolve()
+            if folder.resolve() in target.parents:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+
+    if result.autograded:
+        put(result.autograded, autograded_root / result.student_id / result.assignment)
+    put(result.feedback, feedback_dir)
+    log = result.log or "".join(f"[WARNING] status: {s}\n" for s in result.status)
+    if result.error and result.error not in log:
+        log += "[ERROR] grading error:\n" + result.error
+    (feedback_dir / "grading.log").write_text(log or "[INFO] graded\n")
+
+
+def one_line(err: Exception) -> str:
+    """The driver's own first line (SQLAlchemy wraps it in three lines and a link)."""
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+CSV_HEAD = ["student_id", "assignment", "score", "max_score", "status", "flagged", "seconds"]
+
+
+def write_csv(path: Path, results) -> None:
+    """``grades.csv``: one row per student. Rows of students not graded in this run are kept
+    (grading one late student updates that student's row only)."""
+    rows: dict[str, dict[str, str]] = {}
+    grade_ids: list[str] = []
+    if path.is_file():
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            grade_ids = [f for f in reader.fieldnames or [] if f not in CSV_HEAD]
+            rows = {r["student_id"]: r for r in reader if r.get("student_id")}
+    for r in results:
+        for data in r.notebooks.values():
+            for gid in data["grades"]:
+                if gid not in grade_ids:
+                    grade_ids.append(gid)
+    for r in results:
+        per = {}
+        for data in r.notebooks.values():
+            for gid, g in data["grades"].items():
+                per[gid] = "" if g["auto_score"] is None else f"{g['auto_score']:g}"
+        rows[r.student_id] = {
+            "student_id": r.student_id,
+            "assignment": r.assignment,
+            "score": f"{r.score:g}",
+            "max_score": f"{r.max_score:g}",
+            "status": r.status_text(),
+            "flagged": "yes" if r.flagged else "",
+            "seconds": f"{r.seconds:.1f}",
+            **{g: per.get(g, "0") for g in grade_ids},
+        }
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*CSV_HEAD, *grade_ids], restval="")
+        w.writeheader()
+        for sid in sorted(rows):
+            w.writerow(rows[sid])
+    tmp.replace(path)
+
+
+def print_summary(results, elapsed, workers, engine, sandbox, where, retried, out) -> None:
+    n = len(results)
+    scores = [r.score for r in results]
+    max_score = max((r.max_score for r in results), default=0.0)
+    kinds = Counter()  # students per kind: a student with two notebooks missing counts once
+    for r in results:
+        kinds.update({s.split(":")[0].split(" (")[0] for s in r.status or ["graded"]})
+    lines = [
+        "",
+        f"Graded {n} submission{'s' * (n != 1)} in {elapsed:.1f} s with {workers} worker"
+        f"{'s' * (workers != 1)}{'' if engine == 'local' else ' on the ' + engine} "
+        f"({elapsed / max(n, 1):.2f} s per submission; kernels boxed by "
+        f"{sandbox.kind}{', unprivileged uid' if sandbox.uid is not None else ''}).",
+    ]
+    if n:
+        lines.append(
+            f"Scores out of {max_score:g}: mean {mean(scores):.2f}, median {median(scores):g}, "
+            f"full marks {sum(s == max_score for s in scores)}, zero {sum(s == 0 for s in scores)}."
+        )
+    lines.append(
+        f"What happened to the {n} student{'s' * (n != 1)} (one can be under several headings):"
+    )
+    for what, count in kinds.most_common():
+        lines.append(f"  {count:4d}  {what}")
+    flagged = [r.student_id for r in results if r.flagged]
+    if flagged:
+        lines.append(
+            f"Flagged for review ({len(flagged)}): {', '.join(flagged[:10])}"
+            + (" ..." if len(flagged) > 10 else "")
+        )
+    if retried:
+        lines.append(
+            f"Retried after their grading process died ({len(retried)}): "
+            + ", ".join(sorted(retried))
+        )
+    errors = [r for r in results if r.error]
+    for r in errors[:10]:
+        last = r.error.strip().splitlines()[-1] if r.error.strip() else "?"
+        lines.append(f"Grading error for {r.student_id}: {last}")
+    if errors:
+        lines.append("  (full tracebacks in each student's grading.log)")
+    for note in sandbox.notes:
+        lines.append(f"Warning: {note}")
+    lines.append("Written:")
+    for what, path in where.items():
+        lines.append(f"  {what}: {path}")
+    print("\n".join(lines), file=out)
