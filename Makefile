@@ -12,10 +12,15 @@ export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test test-fast env lint format lock exercises benchmark clean \
+.PHONY: book test test-fast env grader lint format lock exercises benchmark clean \
         fonts sphinx-conf book-zh translations
 
 env: $(STAMP)
+
+# The instructor's set-up: the environment, and what boxes student code when grading
+# (bubblewrap; scripts/system-deps.sh says what to run where it cannot install it).
+grader: $(STAMP)
+	bash scripts/system-deps.sh --grading
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'

@@ -168,7 +168,10 @@ def bench(assignment: str, n: int, jobs: int, floor_samples: int) -> dict:
         t_ours = time.perf_counter() - t
         if proc.returncode != 0:
             raise SystemExit(f"attn-course grade failed:\n{proc.stderr[-3000:]}")
-        return {"floor": floor, "plain": t_plain, "ours": t_ours}
+        # the feedback each student gets: its HTML per notebook (maths included, offline)
+        pages = list((courses["ours"] / "graded" / assignment).glob("*/*.html"))
+        feedback = max((p.stat().st_size for p in pages), default=0)
+        return {"floor": floor, "plain": t_plain, "ours": t_ours, "feedback": feedback}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -303,7 +306,7 @@ def main() -> None:
     )
     header = (
         f"{'assignment':<22} {'floor s/nb':>10} {'nbgrader s':>10} {'ours s':>8} "
-        f"{'speed-up':>8} {'cost/floor':>10}"
+        f"{'speed-up':>8} {'cost/floor':>10} {'feedback kB/nb':>14}"
     )
     print(header)
     rows = []
@@ -314,7 +317,7 @@ def main() -> None:
         print(
             f"{name:<22} {r['floor']:10.2f} {r['plain']:10.1f} {r['ours']:8.1f} "
             f"{r['plain'] / r['ours']:7.2f}x {cost / r['floor']:9.2f}x"
-            f"   (load {os.getloadavg()[0]:.1f})",
+            f" {r['feedback'] / 1000:14.0f}   (load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
     if len(rows) > 1:
@@ -328,6 +331,7 @@ def main() -> None:
         )
     print(
         "targets: speed-up >= 1.80x, cost/floor <= 1.30x (cost = wall time x workers / submissions)"
+        ", feedback <= 200 kB per notebook (the largest)"
         f"; load average {os.getloadavg()[0]:.1f} at the end"
     )
 

@@ -132,11 +132,14 @@ def test_feedback_maths_renders_offline_and_tables_have_spacing(graded):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(page_path.as_uri())
-        page.evaluate("async () => { await window.MathJax.startup.promise; }")
-        typeset = page.evaluate("document.querySelectorAll('mjx-container').length")
+        # MathML laid out by the browser itself: every formula has a size on the page
+        sizes = page.evaluate(
+            """() => [...document.querySelectorAll('#notebook math')].map((m) => {
+                const r = m.getBoundingClientRect(); return [r.width, r.height]; })"""
+        )
         prose = page.evaluate(
             """() => { const c = document.querySelector('#notebook').cloneNode(true);
-            c.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .output')
+            c.querySelectorAll('pre, code, script, style, math, .highlight, .output')
              .forEach((e) => e.remove()); return c.textContent; }"""
         )
         padding = page.evaluate(
@@ -146,8 +149,9 @@ def test_feedback_maths_renders_offline_and_tables_have_spacing(graded):
         browser.close()
     assert Path(CHROMIUM).exists()
     assert requests == [] and errors == []
-    assert typeset > 10
+    assert len(sizes) > 10 and all(w > 0 and h > 0 for w, h in sizes), sizes
     assert raw_tex(prose) == []
+    assert page_path.stat().st_size <= 200_000  # one small file per notebook, maths included
     assert padding > 0  # the table header's words no longer run together
 
 

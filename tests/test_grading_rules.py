@@ -6,6 +6,7 @@ derived from them, what a test cell is and how its error reads, the repairs of a
 notebook, fair scoring of stderr, zeroing, and the guard's restore. References are
 hand-computed values and nbgrader's own behaviour (its checksums, its Gradebook)."""
 
+import html
 import json
 import subprocess
 import sys
@@ -66,6 +67,10 @@ def test_cpu_backstop_is_max_1800_or_30_times_the_timeout(timeout, cpu):
     assert _limits(GradingExecute={"timeout": timeout}).cpu == cpu
 
 
+def test_no_timeout_is_not_honoured_a_cell_is_always_bounded():
+    assert _limits(ExecutePreprocessor={"timeout": None}).timeout == 60
+
+
 def test_explicit_cpu_seconds_and_memory():
     limits = _limits(GradingExecute={"cpu_seconds": 99, "memory": "512M"})
     assert (limits.cpu, limits.memory) == (99, 512 * 2**20)
@@ -75,7 +80,6 @@ def test_explicit_cpu_seconds_and_memory():
     ("section", "message"),
     [
         ({"timeout": 0}, "at least 1 second"),
-        ({"timeout": None}, "at least 1 second"),
         ({"memory": "lots"}, "cannot read the memory limit"),
         ({"memory": "10M"}, "below 64M"),
         ({"cpu_seconds": -1}, "0 or more"),
@@ -157,6 +161,22 @@ def test_an_error_in_one_line():
     assert first_error(cell) is None
     cell.outputs.append(nbformat.from_dict(out))
     assert first_error(cell) == "AssertionError: bad x"
+
+
+def test_maths_becomes_mathml_and_code_stays_code():
+    from attn_course.grading.feedback import maths_to_mathml
+
+    out = maths_to_mathml(r"Weights $\alpha_{ij}$ sum to 1: $$\sum_j \alpha_{ij} = 1$$")
+    out = html.unescape(out)  # latex2mathml writes characters as entities
+    assert out.count("<math") == 2 and "$" not in out
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in out
+    assert "<msub><mi>α</mi><mrow><mi>i</mi><mi>j</mi></mrow></msub>" in out
+    assert "<mo>∑</mo>" in out and "<mn>1</mn>" in out
+    # code spans, fences and escaped dollars are left alone, and so is a lone dollar
+    kept = "Use `x[$i$]` or \\$5, and $ alone.\n```\n$not maths$\n```\n"
+    assert maths_to_mathml(kept) == kept
+    less = maths_to_mathml("$a < b$")  # a TeX "<" is escaped, never a tag
+    assert "<mo>&#x0003C;</mo>" in less and html.unescape(less).count("<mo><</mo>") == 1
 
 
 # --- the gradebook and the preprocessors on a real nbgrader gradebook ----------------------

@@ -81,6 +81,10 @@ def configure(c) -> None:
     c.Autograde.sanitize_preprocessors = sanitize
     c.Autograde.autograde_preprocessors = [swap.get(p, p) for p in autograde]
     c.OverwriteCells.add_missing_cells = True
+    # before nbgrader records the first submission: the box and the kernel's attn_course
+    from attn_course.grading.preflight import PreflightHook
+
+    c.Autograde.pre_convert_hook = PreflightHook(c)
 
     # LMS downloads: `nbgrader zip_collect` maps file names with the pattern `attn-course grade`
     # uses; feedback shows each test's name, points and message, never a hidden test's code,

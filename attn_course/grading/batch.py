@@ -50,6 +50,7 @@ class GradeOptions:
     progress: bool = True
     feedback: bool = True
     scheduler: str | None = None  # tcp://HOST:PORT of a Dask scheduler (None: local pool)
+    unboxed: bool = False  # the explicit opt-in to grading without bubblewrap
 
 
 def _settings(cfg, opts: GradeOptions):
@@ -63,6 +64,8 @@ def _settings(cfg, opts: GradeOptions):
         cfg.GradingExecute.timeout = opts.timeout
     if opts.memory is not None:
         cfg.GradingExecute.memory = str(opts.memory)
+    if opts.unboxed:
+        cfg.GradingExecute.boxed = False
     execute = GradingExecute(config=cfg)
     try:
         execute.resolved_limits()
@@ -95,7 +98,7 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         record_assignment,
     )
     from attn_course.grading.outputs import one_line, print_summary, write_csv
-    from attn_course.grading.sandbox import detect_sandbox, grading_slot
+    from attn_course.grading.preflight import which_package
     from attn_course.grading.task import GradingTask, read_files
     from attn_course.grading.tuning import fast_private_sqlite, lean_imports
 
@@ -135,11 +138,20 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     else:
         autograded_root = out_dir / "autograded"
 
+    task_cfg = plain_config(cfg)
+    task_cfg.get("Autograde", {}).pop("pre_convert_hook", None)  # checked here, before grading
     runner = _runner(opts, jobs)  # local workers start importing nbgrader now
+    task_cfg.setdefault("GradingExecute", {}).update(
+        threads=runner.kernel_threads,
+        course_root=str(course),  # never mounted in a kernel, on machines where it exists
+    )
     tmp = Path(tempfile.mkdtemp(prefix="attn-grade-setup-"))
     fast_private_sqlite(str(tmp))
     retried: set[str] = set()
     try:
+        # one kernel started as grading will start them, before anything is written:
+        # no box, or a kernel that cannot import attn_course, stops here with exit 2
+        sandbox = runner.check(task_cfg)
         try:
             ensure_schema(db_url)
             ensure_course_row(db_url, cfg.CourseDirectory.get("course_id", ""))
@@ -158,11 +170,6 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         if not students:
             raise SetupError(f"no student folders in {opts.submissions}")
         others = other_assignments(course, source, opts.assignment)
-        task_cfg = plain_config(cfg)
-        task_cfg.setdefault("GradingExecute", {}).update(
-            threads=runner.kernel_threads,
-            course_root=str(course),  # never mounted in a kernel, on machines where it exists
-        )
         gradebook = template.read_bytes()
         source_files = {
             str(p.relative_to(source_dir)): p.read_bytes()
@@ -185,7 +192,6 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
             )
             for i, (sid, folder) in enumerate(students.items())
         ]
-        sandbox = detect_sandbox(grading_slot(), course)
         stream = runner.results(tasks, retried)
         by_student = _record_all(
             stream, len(tasks), db_url, out_dir, autograded_root, opts.progress
@@ -201,6 +207,12 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         "autograded notebooks": f"{autograded_root}/<student_id>/{opts.assignment}/",
         "gradebook": db_url.split("@")[-1],
     }
+    used, other = which_package()
+    if other is not None:  # e.g. a course folder with its own copy of the package
+        sandbox.notes.append(
+            f"grading used attn_course from {used} (the grader's and every kernel's), not "
+            f"the environment's install ({other})"
+        )
     elapsed = monotonic() - t0
     print_summary(results, elapsed, runner.workers, runner.engine, sandbox, where, retried, out)
     return results
@@ -243,6 +255,8 @@ def _record_all(stream, total: int, db_url: str, out_dir: Path, autograded_root:
         for task, result in stream:
             if task.student_id in results:
                 continue
+            if result.setup_error:  # a worker that cannot grade: nobody is scored by it
+                raise SetupError(result.setup_error)
             write_result(gb, result)
             write_files(result, out_dir / task.student_id, autograded_root)
             results[task.student_id] = result

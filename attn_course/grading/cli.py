@@ -14,6 +14,7 @@ with ``set_defaults(func=...)``; :func:`main` dispatches on it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -109,12 +110,46 @@ def _add_grade(sub) -> None:
         help="skip the feedback HTML (faster; e.g. for test batches)",
     )
     p.add_argument(
+        "--unboxed",
+        action="store_true",
+        help="grade even where bubblewrap cannot box the kernels (the explicit opt-in: student "
+        "code can then read and write every file this user can); also c.GradingExecute.boxed",
+    )
+    p.add_argument(
         "--scheduler",
         metavar="tcp://HOST:PORT",
         default=None,
         help="grade on the workers of this Dask scheduler instead of local processes",
     )
     p.set_defaults(func=_grade)
+
+
+REEXEC = "ATTN_COURSE_REEXEC"
+
+
+def _use_the_courses_package(args, argv: list[str]) -> None:
+    """Run again with the course folder's own ``attn_course`` first on ``sys.path`` when the
+    course holds one and this process imported another (an environment installed from
+    another folder). Plain ``nbgrader autograde`` imports the course's copy (nbgrader puts
+    its working folder, the course, on ``sys.path``): both paths then grade alike."""
+    from attn_course.grading.course import find_course
+    from attn_course.grading.errors import SetupError
+    from attn_course.grading.sandbox import package_dir
+
+    if os.environ.get(REEXEC):
+        return
+    try:
+        course = (args.course or find_course()).resolve()
+    except SetupError:
+        return  # grade() says what is wrong
+    own = course / "attn_course"
+    if not (own / "__init__.py").is_file() or own.resolve() == package_dir():
+        return
+    code = (
+        f"import sys; sys.path.insert(0, {str(course)!r}); "
+        "from attn_course.grading.cli import main; sys.exit(main())"
+    )
+    os.execve(sys.executable, [sys.executable, "-c", code, *argv], {**os.environ, REEXEC: "1"})
 
 
 def _grade(args) -> int:
@@ -134,6 +169,7 @@ def _grade(args) -> int:
         progress=not args.no_progress,
         feedback=not args.no_feedback,
         scheduler=args.scheduler,
+        unboxed=args.unboxed,
     )
     grade(opts)
     return 0
@@ -172,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_grade(sub)
     _add_check(sub)
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        _use_the_courses_package(args, sys.argv[1:] if argv is None else argv)
     from attn_course.grading import put_bin_on_path
     from attn_course.grading.errors import SetupError
 

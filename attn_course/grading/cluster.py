@@ -68,6 +68,22 @@ class DaskRunner:
         workers = client.scheduler_info().get("workers", {})
         self.workers = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
 
+    def check(self, config):
+        """The preflight on every worker of the cluster (each is its own machine)."""
+        from attn_course.grading.runners import check_here
+
+        def _check(dask_worker=None):
+            try:
+                return check_here(config), None
+            except SetupError as err:
+                return None, str(err)
+
+        answers = self.client.run(_check)
+        problems = [f"{w}: {why}" for w, (_, why) in sorted(answers.items()) if why]
+        if problems:
+            raise SetupError("a Dask worker cannot grade. " + " | ".join(problems))
+        return next(box for box, _ in answers.values())
+
     def results(self, tasks, retried: set[str]):
         """Yield (task, result) once per task as they complete; ``retried`` receives the
         students whose task was started more than once (a worker died under it)."""

@@ -118,7 +118,8 @@ class GradingExecute(Execute):
         60,
         allow_none=True,
         help="Seconds a cell may run before it is interrupted (also read from Execute.timeout "
-        "and ExecutePreprocessor.timeout; this section wins). At least 1.",
+        "and ExecutePreprocessor.timeout; this section wins). At least 1; None (no limit) is "
+        "not honoured: grading always bounds a cell, with this default.",
     ).tag(config=True)
     memory = Unicode(
         "2G", help="Address-space limit of each grading kernel (RLIMIT_AS), e.g. 2G or 512M."
@@ -128,8 +129,9 @@ class GradingExecute(Execute):
     ).tag(config=True)
     boxed = Bool(
         True,
-        help="Run kernels inside bubblewrap where it works (else resource limits only). "
-        "False: resource limits and a fresh environment only.",
+        help="Run kernels inside bubblewrap; grading refuses where it cannot. False (the "
+        "explicit opt-in): resource limits and a fresh environment only, and student code can "
+        "read and write every file the grading user can.",
     ).tag(config=True)
     use_guard = Bool(
         True, help="Load the monkeypatching guard in the kernel before the first cell."
@@ -154,13 +156,20 @@ class GradingExecute(Execute):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
         super().__init__(*args, **kwargs)
         self.report = ExecutionReport()
+        self.timeout_func = self._cell_timeout  # nbclient's hook for each cell's timeout
+
+    def _cell_timeout(self, cell) -> int:
+        return self._limits.timeout
 
     def resolved_limits(self) -> Limits:
         """The limits of this preprocessor's kernels, from its traits; ValueError (in words)
         for a setting that is not a limit."""
-        if self.timeout is None or self.timeout < 1:
+        timeout = self.timeout
+        if timeout is None:  # nbclient's "no limit": grading always bounds a cell
+            timeout = self.traits()["timeout"].default_value
+        if timeout < 1:
             raise ValueError(
-                f"the per-cell timeout must be at least 1 second, not {self.timeout} "
+                f"the per-cell timeout must be at least 1 second, not {timeout} "
                 "(GradingExecute.timeout, Execute.timeout or ExecutePreprocessor.timeout)"
             )
         if self.cpu_seconds < 0:
@@ -168,17 +177,16 @@ class GradingExecute(Execute):
                 f"GradingExecute.cpu_seconds must be 0 or more, not {self.cpu_seconds}"
             )
         return Limits(
-            timeout=self.timeout,
+            timeout=timeout,
             memory=parse_memory(self.memory),
-            cpu=self.cpu_seconds or Limits.cpu_for(self.timeout),
+            cpu=self.cpu_seconds or Limits.cpu_for(timeout),
         )
 
     def resolved_sandbox(self) -> Sandbox:
         if self.sandbox is None:
             root = Path(self.course_root or os.getcwd()).resolve()
             slot = grading_slot()
-            self.sandbox = detect_sandbox(slot, root) if self.boxed else Sandbox("rlimits")
-            self.sandbox.course_root = root
+            self.sandbox = detect_sandbox(slot, root, self.boxed)  # SandboxUnavailable
         return self.sandbox
 
     # --- kernel ---------------------------------------------------------------------------
@@ -257,7 +265,8 @@ class GradingExecute(Execute):
 
     def _preprocess_boxed(self, nb, resources):
         self.shutdown_kernel = "immediate"
-        self._deadline = monotonic() + self.resolved_limits().notebook_seconds
+        self._limits = self.resolved_limits()
+        self._deadline = monotonic() + self._limits.notebook_seconds
         self.report = ExecutionReport()
         original = copy.deepcopy(nb)
         self._skip: dict[int, tuple[str, str]] = {}
@@ -291,7 +300,7 @@ class GradingExecute(Execute):
                 else:
                     why = (
                         "CellTimeoutError",
-                        f"this cell ran for more than {self.timeout} s "
+                        f"this cell ran for more than {self._limits.timeout} s "
                         "and did not stop when interrupted; the notebook was run again in a "
                         "fresh kernel without this cell",
                     )

@@ -10,8 +10,10 @@ module changes that through nbgrader's own extension points, as traits:
   ``ClearHiddenTests`` (the same delimiters ``generate_assignment`` removes) on the test
   cells, and a test cell's error shown as its message, without the traceback (a traceback
   quotes the failing line of the hidden test);
+- :class:`RenderMaths`, a ``GenerateFeedback`` preprocessor: the markdown's TeX as MathML,
+  rendered by the browser itself (no script, no network, a few kB);
 - :class:`FeedbackIndex`, a ``GenerateFeedback`` preprocessor: each test's name, points and
-  message for the page's index, and the MathJax script to inline;
+  message for the page's index;
 - :data:`TEMPLATE_DIR`, with the ``attn_feedback`` template (its
   ``attn_feedback.html.j2`` extends nbgrader's ``feedback/index.html.j2``);
 - :func:`configure_feedback`, which adds all of it to a traitlets config.
@@ -22,8 +24,7 @@ Register with ``configure_feedback(c)`` (``nbgrader_config.py`` does, so plain
 
 from __future__ import annotations
 
-import importlib.util
-from functools import cache
+import re
 from pathlib import Path
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
@@ -37,7 +38,9 @@ __all__ = [
     "TEMPLATE_NAME",
     "FeedbackIndex",
     "HideHiddenTests",
+    "RenderMaths",
     "configure_feedback",
+    "maths_to_mathml",
 ]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -62,22 +65,52 @@ class HideHiddenTests(ClearHiddenTests):
         return cell, resources
 
 
-@cache
-def mathjax_js() -> str:
-    """MathJax 3 (SVG output: no font files to fetch) from sphinx-mathjax-offline, the copy
-    the book ships. Inlined because the feedback is one HTML file that gets mailed or
-    uploaded: a script path would break as soon as the file moves."""
-    spec = importlib.util.find_spec("sphinx-mathjax-offline")  # imports nothing (and no Sphinx)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("sphinx-mathjax-offline is not installed (see requirements.lock)")
-    path = Path(spec.submodule_search_locations[0]) / "static" / "mathjax" / "tex-svg.js"
-    return path.read_text(encoding="utf-8")
+# Maths in the notebook's markdown: $$display$$ and $inline$, outside code. A code span or
+# fence is matched first, so that a dollar inside code stays code; \$ is a literal dollar.
+_MARKDOWN_MATHS = re.compile(
+    r"(?P<fence>^(?P<tick>`{3,}|~{3,})[^\n]*\n.*?^(?P=tick)[ \t]*$)"
+    r"|(?P<code>(?P<run>`+).+?(?P=run))"
+    r"|(?P<escaped>\\\$)"
+    r"|\$\$(?P<display>.+?)\$\$"
+    r"|\$(?P<inline>[^$\s](?:[^$]*?[^$\s])?)\$",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+def maths_to_mathml(markdown: str) -> str:
+    """``markdown`` with its TeX maths as MathML, which browsers render with no script and no
+    network (MathML Core): the feedback stays one small file that renders offline wherever it
+    is mailed or uploaded, instead of carrying a 2 MB MathJax copy each. TeX that
+    ``latex2mathml`` cannot read stays as it was."""
+    from latex2mathml.converter import convert
+
+    def render(m: re.Match) -> str:
+        tex, display = (m["display"], "block") if m["display"] is not None else (m["inline"], None)
+        if tex is None:
+            return m.group(0)  # code, or an escaped dollar
+        try:
+            return convert(tex.strip(), display=display or "inline")
+        except Exception:  # noqa: BLE001  (a TeX construct it does not know: keep the source)
+            return m.group(0)
+
+    return _MARKDOWN_MATHS.sub(render, markdown)
+
+
+class RenderMaths(Preprocessor):
+    """A ``GenerateFeedback`` preprocessor: the maths of every markdown cell as MathML."""
+
+    enabled = Bool(True, help="nbconvert's preprocessors are off unless enabled").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type == "markdown":
+            cell.source = maths_to_mathml(cell.source)
+        return cell, resources
 
 
 class FeedbackIndex(Preprocessor):
     """Puts in ``resources["attn_feedback"]`` what the template shows: per test cell its
-    ``grade_id``, score, points and message ("passed", or its error in one line), and the
-    MathJax script. Runs after ``GetGrades`` (it reads the scores GetGrades sets)."""
+    ``grade_id``, score, points and message ("passed", or its error in one line). Runs after
+    ``GetGrades`` (it reads the scores GetGrades sets)."""
 
     enabled = Bool(True, help="nbconvert's preprocessors are off unless enabled").tag(config=True)
 
@@ -96,7 +129,7 @@ class FeedbackIndex(Preprocessor):
                     "message": error_line(errors[0]) if errors else "passed",
                 }
             )
-        resources["attn_feedback"] = {"tests": tests, "mathjax_js": mathjax_js()}
+        resources["attn_feedback"] = {"tests": tests}
         return nb, resources
 
 
@@ -110,6 +143,7 @@ def configure_feedback(c) -> None:
         GetGrades,
         HideHiddenTests,
         CSSHTMLHeaderPreprocessor,
+        RenderMaths,
         FeedbackIndex,
     ]
     c.HideHiddenTests.enforce_metadata = False  # test cells only: the rule does not apply

@@ -20,7 +20,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from attn_course.grading.sandbox import Limits, Sandbox
+from attn_course.grading.sandbox import Limits, Sandbox, kernel_pythonpath
 
 __all__ = [
     "SandboxKernelManager",
@@ -38,7 +38,9 @@ def kernel_env(box: Path, threads: int) -> dict[str, str]:
     """The whole environment of a grading kernel: nothing of the grader's leaks in."""
     home = box / "home"
     bindir = Path(sys.executable).parent
+    pythonpath = kernel_pythonpath()
     return {
+        **({"PYTHONPATH": pythonpath} if pythonpath else {}),
         "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
         "TMPDIR": "/tmp",

@@ -33,7 +33,28 @@ class Runner(Protocol):
         students whose task was started more than once (its grading process died)."""
         ...
 
+    def check(self, config: dict):
+        """Start one grading kernel where the tasks will run, as grading will: the box
+        (:class:`~attn_course.grading.sandbox.Sandbox`) of this run. SetupError if a machine
+        cannot grade (no box, or its kernel cannot import attn_course)."""
+        ...
+
     def close(self) -> None: ...
+
+
+def check_here(config: dict):
+    """:func:`~attn_course.grading.preflight.check_grading` in this process, its problems as
+    SetupError."""
+    from traitlets.config import Config
+
+    from attn_course.grading.errors import SetupError
+    from attn_course.grading.preflight import KernelCannotImport, check_grading
+    from attn_course.grading.sandbox import SandboxUnavailable
+
+    try:
+        return check_grading(Config(config))
+    except (SandboxUnavailable, KernelCannotImport, ValueError) as err:
+        raise SetupError(str(err)) from None
 
 
 def _init_worker() -> None:
@@ -104,6 +125,9 @@ class LocalPool:
                     for f in remaining
                     if futures[f].student_id not in done_ids and futures[f] not in pending
                 ]
+
+    def check(self, config):
+        return check_here(config)  # the workers are processes of this machine and environment
 
     def close(self) -> None:
         if self._pool is not None:

@@ -24,7 +24,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Limits", "Sandbox", "detect_sandbox", "grading_slot", "parse_memory"]
+__all__ = [
+    "Limits",
+    "Sandbox",
+    "SandboxUnavailable",
+    "bwrap_problem",
+    "detect_sandbox",
+    "grading_slot",
+    "kernel_pythonpath",
+    "package_dir",
+    "parse_memory",
+]
 
 GRADER_UID_BASE = 61000
 MAX_SLOTS = 256
@@ -83,10 +93,11 @@ class Limits:
 
 
 @functools.cache
-def _bwrap_works() -> bool:
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot box a kernel on this machine, in words; None if it can."""
     exe = shutil.which("bwrap")
     if exe is None:
-        return False
+        return "bubblewrap (`bwrap`) is not installed"
     try:
         proc = subprocess.run(
             [
@@ -105,16 +116,62 @@ def _bwrap_works() -> bool:
             capture_output=True,
             timeout=20,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"bubblewrap ({exe}) could not be run ({type(err).__name__})"
+    if proc.returncode == 0:
+        return None
+    said = proc.stderr.decode(errors="replace").strip().splitlines()
+    return (
+        f"bubblewrap ({exe}) cannot create its namespaces here"
+        f"{f' ({said[-1]})' if said else ''}, as inside many containers and hub pods"
+    )
+
+
+class SandboxUnavailable(RuntimeError):
+    """Student code would run without its box, and nobody opted in to that."""
+
+
+UNBOXED = (
+    "A student's notebook can then read and write every file the grading user can: "
+    "solutions/ with the hidden tests, gradebook.db, other students' submissions."
+)
+
+
+def unavailable(reason: str) -> str:
+    """The paragraph both grading paths print when the box is missing."""
+    return (
+        f"Student code would run without its box: {reason}. {UNBOXED} "
+        "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`, or `make grader` "
+        "in the course folder) and grade again; inside a container, grade where bubblewrap "
+        "can create namespaces (a VM, a privileged pod, Dask workers outside the hub). To grade "
+        "without the box anyway, opt in explicitly: `attn-course grade --unboxed`, or "
+        "`c.GradingExecute.boxed = False` in nbgrader_config.py (both paths read it)."
+    )
+
+
+def package_dir() -> Path:
+    """The ``attn_course`` this process runs: the one every grading kernel must import."""
+    import attn_course
+
+    return Path(attn_course.__file__).resolve().parent
+
+
+def kernel_pythonpath() -> str | None:
+    """The folder a grading kernel puts first on ``sys.path`` so that it imports this process's
+    ``attn_course`` (:func:`package_dir`), or None where the environment's site-packages hold
+    it anyway. It differs when the package comes from the course folder (nbgrader puts its
+    working folder on ``sys.path``) or from an editable install of another folder; in a box,
+    only the package itself is mounted below that folder."""
+    import site
+
+    parent = package_dir().parent
+    sites = {Path(p).resolve() for p in site.getsitepackages()}
+    return None if parent in sites else str(parent)
 
 
 def _readonly_paths(course_root: Path | None) -> list[Path]:
     """What the kernel must read: Python, the virtualenv, site-packages, attn_course."""
-    import attn_course
-
-    package = Path(attn_course.__file__).resolve().parent
+    package = package_dir()
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package}
     paths.add(Path(sys.executable).resolve().parent.parent)
     for entry in sys.path:
@@ -222,22 +279,23 @@ class Sandbox:
         return [*prlimit, *args]
 
 
-def detect_sandbox(slot: int, course_root: Path | None) -> Sandbox:
-    """The strongest box this machine offers to a worker in ``slot`` (0, 1, ...)."""
+def detect_sandbox(slot: int, course_root: Path | None, boxed: bool = True) -> Sandbox:
+    """The box of a worker in ``slot`` (0, 1, ...): bubblewrap, or with ``boxed=False`` (the
+    instructor's explicit opt-in) resource limits only. SandboxUnavailable (the paragraph of
+    :func:`unavailable`) when bubblewrap cannot box and nobody opted out."""
+    if not boxed:
+        return Sandbox("rlimits", None, course_root, ["kernels ran unboxed, as asked. " + UNBOXED])
+    problem = bwrap_problem()
+    if problem is not None:
+        raise SandboxUnavailable(unavailable(problem))
     notes = []
-    if _bwrap_works():
-        uid = None
-        if os.geteuid() == 0:
-            if shutil.which("setpriv"):
-                uid = GRADER_UID_BASE + slot
-            else:
-                notes.append("setpriv not found: kernels run as root inside the sandbox")
-        return Sandbox("bwrap", uid, course_root, notes)
-    notes.append(
-        "bubblewrap (Debian package `bubblewrap`) is not available: kernels run with resource "
-        "limits only and can read every file this user can read"
-    )
-    return Sandbox("rlimits", None, course_root, notes)
+    uid = None
+    if os.geteuid() == 0:
+        if shutil.which("setpriv"):
+            uid = GRADER_UID_BASE + slot
+        else:
+            notes.append("setpriv not found: kernels run as root inside the sandbox")
+    return Sandbox("bwrap", uid, course_root, notes)
 
 
 _SLOT: list = []  # (slot number, the open lock file that holds it) of this process

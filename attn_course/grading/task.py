@@ -52,6 +52,7 @@ class Result:
     feedback: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
     log: str = ""  # grading.log: what happened to this submission
     host: str = ""  # where it was graded (host:pid)
+    setup_error: str | None = None  # the machine cannot grade (no box): nobody is scored
 
     def status_text(self) -> str:
         return "; ".join(self.status) if self.status else "graded"

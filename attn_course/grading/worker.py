@@ -35,6 +35,7 @@ from attn_course.grading.execute import GradingExecute
 from attn_course.grading.feedback import configure_feedback
 from attn_course.grading.gradebook import open_submission, read_submission, zero_notebook
 from attn_course.grading.preprocessors import report_of
+from attn_course.grading.sandbox import SandboxUnavailable
 from attn_course.grading.task import GradingTask, Result, handed_in
 from attn_course.grading.tuning import fast_private_sqlite, lean_imports
 
@@ -282,6 +283,12 @@ def _grade(task: GradingTask, work: Path, result: Result, log: logging.Logger) -
 
     cfg = Config(task.config)
     configure(cfg)
+    cfg.Autograde.pre_convert_hook = None  # the parent checked this machine before grading
+    try:
+        GradingExecute(config=cfg).resolved_sandbox()
+    except SandboxUnavailable as err:  # a Dask worker that joined after the check
+        result.setup_error = f"{result.host}: {err}"
+        return
     cfg.CourseDirectory.root = str(course)
     cfg.CourseDirectory.db_url = db_url
     cfg.CourseDirectory.source_directory = "source"
