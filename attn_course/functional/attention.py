@@ -81,12 +81,15 @@ def hard_weights(weights, k: int = 1):
 
 
 def hard_attention(query, keys, values, k: int = 1, score=scaled_dot_score, mask=None):
-    """Hard attention: soft weights first, then only the top ``k`` inputs survive.
+    """Hard attention: soft weights first, then only the top ``k`` inputs survive; the
+    values are averaged with the hard weights only.
 
     Same arguments, shapes and ``(output, weights)`` return as :func:`attention`.
     The selection is not differentiable: to *train* with it, Xu et al. 2015
     sample positions and use a REINFORCE-style estimator.
     """
-    _, soft = attention(query, keys, values, score=score, mask=mask)
-    weights = hard_weights(soft, k=k)
+    check_same_length(keys, values)
+    scores = score(query, keys)  # (..., T_q, T_k)
+    soft = softmax(scores, axis=-1) if mask is None else masked_softmax(scores, mask, axis=-1)
+    weights = hard_weights(soft, k=k)  # the top k of the soft weights, renormalised
     return _weighted_sum(weights, values), weights
