@@ -28,7 +28,14 @@ paper's names (see :data:`ENCODER_PARAMS`).
 
 from collections.abc import Callable, Mapping
 
-from attn_course.functional._arrays import array_namespace, check_sequence, project, shape_of
+from attn_course.functional._arrays import (
+    array_namespace,
+    batch_shape,
+    check_mask,
+    check_sequence,
+    project,
+    shape_of,
+)
 from attn_course.functional.heads import multi_head_attention
 
 __all__ = [
@@ -194,6 +201,7 @@ def encoder_layer(x, params: Mapping, num_heads: int, mask=None, eps=1e-5):
     """
     check_sequence(x)
     _check_params(params, ENCODER_PARAMS, x, "encoder_layer")
+    _check_mask(mask, num_heads, x=x)
     p = params
     a, weights = _multi_head(x, x, p, num_heads, mask)  # (..., T, d_model)
     x = layer_norm(x + a, p["gamma_1"], p["beta_1"], eps)  # LN(x + MHA(x))
@@ -236,6 +244,9 @@ def decoder_layer(
             f"memory has shape {shape_of(memory)}"
         )
     _check_params(params, DECODER_PARAMS, y, "decoder_layer")
+    batch_shape(y, memory, ("y", "memory"))
+    _check_mask(mask, num_heads, y=y)
+    _check_mask(memory_mask, num_heads, y=y, memory=memory)
     p = params
     a, self_weights = _multi_head(y, y, p, num_heads, mask)  # (..., T, d_model)
     y = layer_norm(y + a, p["gamma_1"], p["beta_1"], eps)  # LN(y + MHA(y))
@@ -255,3 +266,16 @@ def _multi_head(queries, source, p: Mapping, num_heads: int, mask, prefix: str =
     W = (p[f"{prefix}W_{n}"] for n in "QKVO")
     b = {f"b_{n}": p[f"{prefix}b_{n}"] for n in "QKVO"}
     return multi_head_attention(queries, source, source, *W, num_heads, mask=mask, **b)
+
+
+def _check_mask(mask, num_heads: int, **given) -> None:
+    """A layer's mask against its weights' shape (..., h, T, S), named in the layer's terms:
+    the queries are the first of ``given`` (x or y), the keys the last (the same, or memory).
+    """
+    if mask is None:
+        return
+    (q_name, queries), (k_name, keys) = list(given.items())[0], list(given.items())[-1]
+    batch = batch_shape(queries, keys, (q_name, k_name))
+    weights = (*batch, num_heads, queries.shape[-2], keys.shape[-2])
+    axes = "(..., h, T, T)" if len(given) == 1 else "(..., h, T, S)"
+    check_mask(mask, weights, axes, **given, num_heads=num_heads)
