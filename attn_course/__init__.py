@@ -35,8 +35,11 @@ The folders draw the architecture, as in torch (``torch.nn.functional`` for func
 ``attn_course.data`` (toy tasks, padded batches), ``attn_course.train`` (the training loop
     and accuracies), ``attn_course.plotting`` (heatmaps and curves, the book's palette)
 
-``attn_course.diagrams``: pictures of the models (boxes and arrows in matplotlib, drawn at
-    the sizes of a chapter's example, with alt text written from the same sizes)
+``attn_course.diagrams``: pictures of the models, one function each, drawn at the sizes of
+    a chapter's example with alt text written from the same sizes; ``figure`` shows one
+
+``attn_course.drawing``: the toolkit the pictures are drawn with (``Diagram``: boxes,
+    vectors, arrows in matplotlib, measured in inches; the colours of each role)
 
 ``attn_course.checks``: what the assignments' test cells import (a student's kernel
     imports this and NumPy, nothing of the grader)

@@ -28,8 +28,8 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 def palette(n: int, cmap: str = "viridis") -> list[tuple[float, float, float, float]]:
     """The book's colours: ``n`` samples of ``cmap`` from its dark end to 0.75.
 
-    Curves take them in order; the diagrams of :mod:`attn_course.diagrams` give one to each
-    role (encoder side, decoder side, attention). The bright yellow end is skipped: it is
+    Curves take them in order; the diagrams (:data:`attn_course.drawing.ROLES`) give one to
+    each role (encoder side, decoder side, attention). The bright yellow end is skipped: it is
     unreadable on white.
     """
     colormap = plt.get_cmap(cmap)

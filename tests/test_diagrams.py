@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from attn_course import diagrams
+from attn_course import diagrams, drawing
 from attn_course.plotting import curves, palette
 
 # The chapters' running examples, and other sizes the functions must handle.
@@ -236,7 +236,7 @@ def test_diagrams_and_curves_share_the_palette():
     ax = curves({"a": [1, 2], "b": [2, 1], "c": [3, 3]})
     assert [to_rgba(line.get_color()) for line in ax.get_lines()] == palette(3)
     enc, dec, _ = palette(3)
-    assert diagrams.ROLES["encoder"] == enc and diagrams.ROLES["decoder"] == dec
+    assert drawing.ROLES["encoder"] == enc and drawing.ROLES["decoder"] == dec
 
 
 def test_figure_glues_and_writes_a_myst_figure_with_the_alt_text(capsys):
@@ -261,6 +261,6 @@ def test_a_diagram_displays_as_png_without_pyplot():
     png = PNGFormatter()(fig)
     assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(io.BytesIO(png)) as image:
-        assert round(image.info["dpi"][0]) == diagrams.DPI
-        width_in = image.width / diagrams.DPI
+        assert round(image.info["dpi"][0]) == drawing.DPI
+        width_in = image.width / drawing.DPI
     assert abs(width_in - (fig.get_size_inches()[0] + 0.2)) < 0.1  # + savefig's 0.1 in pads

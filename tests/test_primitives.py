@@ -240,6 +240,27 @@ def test_hard_attention_argmax_returns_the_best_value():
     np.testing.assert_array_equal(out, [2.0])
 
 
+def test_hard_attention_hand_computed_top_2_with_and_without_a_mask():
+    # dot scores (2, 1, 0): the top 2 soft weights e^2 : e^1, renormalised to e/(e+1), 1/(e+1)
+    e = np.e
+    q = np.array([1.0, 0.0])
+    K = np.array([[2.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+    V = np.array([[10.0, 0.0], [0.0, 10.0], [5.0, 5.0]])
+    out, w = hard_attention(q, K, V, k=2, score=dot_score)
+    np.testing.assert_allclose(w, [e / (e + 1), 1 / (e + 1), 0.0])
+    np.testing.assert_allclose(out, [10 * e / (e + 1), 10 / (e + 1)])
+    # key 2 masked: the soft weights e^2 : e^0 over keys 1 and 3, both kept
+    out, w = hard_attention(q, K, V, k=2, score=dot_score, mask=np.array([True, False, True]))
+    np.testing.assert_allclose(w, [e**2 / (e**2 + 1), 0.0, 1 / (e**2 + 1)])
+    np.testing.assert_allclose(out, [(10 * e**2 + 5) / (e**2 + 1), 5 / (e**2 + 1)])
+    # torch, two queries, k = 1: query 1 takes key 1 (score 2); query 2 scores every key 0,
+    # a tie broken towards key 1
+    Q = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)  # (T_q=2, d=2)
+    out, w = hard_attention(Q, torch.as_tensor(K), torch.as_tensor(V), k=1, score=dot_score)
+    torch.testing.assert_close(w, torch.tensor([[1.0, 0, 0], [1.0, 0, 0]], dtype=torch.float64))
+    torch.testing.assert_close(out, torch.tensor([[10.0, 0], [10.0, 0]], dtype=torch.float64))
+
+
 def test_hard_attention_on_a_fully_masked_row_is_zero_like_soft_attention():
     """A query with nothing to attend to: soft attention returns weights 0 and output 0
     (masked_softmax's promise); hard attention must agree, not divide 0 by 0."""

@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from attn_course.data import reversal_task
 from attn_course.functional.masks import causal_mask
 from attn_course.functional.transformer import (
+    DECODER_PARAMS,
     ENCODER_PARAMS,
+    decoder_layer,
     encoder_layer,
     feed_forward,
     layer_norm,
@@ -123,6 +125,56 @@ def test_decoder_layer_matches_torch():
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     assert ours.cross_weights.shape == (3, 2, 4, 6)
     assert (ours.cross_weights[1, :, :, 4:] == 0).all()
+
+
+def test_encoder_layer_returns_torchs_attention_weights_per_head():
+    """The weights are those of the layer's first sublayer: torch's ``self_attn`` on x, per
+    head (``average_attn_weights=False``), with the padding masked."""
+    ref = torch_layer(torch.nn.TransformerEncoderLayer, d=8, h=2, d_ff=12)
+    params = {k: v.detach().numpy() for k, v in EncoderLayer.from_torch(ref).params().items()}
+    x = randn(3, 5, 8, seed=7)
+    real = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]], dtype=torch.bool)
+    with torch.no_grad():
+        want = ref(x, src_key_padding_mask=~real)
+        _, want_w = ref.self_attn(
+            x, x, x, key_padding_mask=~real, need_weights=True, average_attn_weights=False
+        )
+    out, weights = encoder_layer(x.numpy(), params, 2, mask=real.numpy()[:, None, None, :])
+    np.testing.assert_allclose(out[real.numpy()], want[real].numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weights, want_w.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_decoder_layer_returns_torchs_self_and_cross_attention_weights():
+    """The self-attention weights are torch's ``self_attn`` on y (causal); the cross-attention
+    weights its ``multihead_attn`` on the first sublayer's output norm1(y + SA(y)) and the
+    memory, with the source's padding masked."""
+    ref = torch_layer(torch.nn.TransformerDecoderLayer, d=8, h=2, d_ff=12, seed=1)
+    params = {k: v.detach().numpy() for k, v in DecoderLayer.from_torch(ref).params().items()}
+    assert set(params) == set(DECODER_PARAMS)
+    y, memory = randn(3, 4, 8, seed=8), randn(3, 6, 8, seed=9)
+    real = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 5 + [0]], dtype=torch.bool)
+    causal = torch.as_tensor(causal_mask(4))
+    with torch.no_grad():
+        want = ref(y, memory, tgt_mask=~causal, memory_key_padding_mask=~real)
+        sa, want_self = ref.self_attn(
+            y, y, y, attn_mask=~causal, need_weights=True, average_attn_weights=False
+        )
+        y1 = ref.norm1(y + sa)
+        _, want_cross = ref.multihead_attn(
+            y1,
+            memory,
+            memory,
+            key_padding_mask=~real,
+            need_weights=True,
+            average_attn_weights=False,
+        )
+    out, self_w, cross_w = decoder_layer(
+        y.numpy(), memory.numpy(), params, 2, causal.numpy(), real.numpy()[:, None, None, :]
+    )
+    np.testing.assert_allclose(out, want.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(self_w, want_self.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cross_w, want_cross.numpy(), rtol=1e-12, atol=1e-12)
+    assert self_w.shape == (3, 2, 4, 4) and cross_w.shape == (3, 2, 4, 6)
 
 
 def test_encoder_layer_inputs_unchanged_and_wrong_shapes_named():

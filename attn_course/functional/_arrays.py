@@ -1,9 +1,12 @@
 """Small helpers shared by the NumPy/torch code paths: namespaces and shape checks."""
 
+import numpy as np
 from array_api_compat import array_namespace
 
 __all__ = [
     "array_namespace",
+    "batch_shape",
+    "check_mask",
     "check_feature_dims",
     "check_same_length",
     "check_sequence",
@@ -80,3 +83,45 @@ def project(x, W, b=None, x_name: str = "x", W_name: str = "W"):
             f"{W_name} has shape {shape_of(W)}, its bias has shape {shape_of(b)}"
         )
     return x @ W + b
+
+
+def batch_shape(query, keys, names: tuple[str, str] = ("query", "keys")) -> tuple[int, ...]:
+    """The batch axes ``...`` that (..., T_q, d) and (..., T_k, d) broadcast to."""
+    try:
+        return tuple(np.broadcast_shapes(shape_of(query)[:-2], shape_of(keys)[:-2]))
+    except ValueError as err:
+        raise ValueError(
+            f"{names[0]} and {names[1]} have different batch sizes: {names[0]} has shape "
+            f"{shape_of(query)}, {names[1]} {_have(names[1])} shape {shape_of(keys)}"
+        ) from err
+
+
+def check_mask(mask, weights: tuple[int, ...], axes: str, **given) -> None:
+    """A mask (True = may attend) must broadcast to the attention weights' shape ``weights``,
+    whose axes ``axes`` names (e.g. ``"(..., h, T_q, T_k)"``), without growing it.
+
+    ``given`` are the caller's arguments that shape comes from (arrays or sizes such as
+    ``num_heads``); the error names each of them, so that a wrong mask is reported in the
+    caller's terms, not as a shape built inside.
+    """
+    if mask is None:
+        return
+    m = shape_of(mask) if hasattr(mask, "shape") else tuple(np.shape(mask))
+    if len(m) <= len(weights) and all(
+        a in (1, b) for a, b in zip(reversed(m), reversed(weights), strict=False)
+    ):
+        return
+    inputs = ", ".join(
+        f"{name} = {value}"
+        if isinstance(value, int)
+        else f"{name} {_have(name)} shape {shape_of(value)}"
+        for name, value in given.items()
+    )
+    raise ValueError(
+        f"mask must broadcast to the attention weights' shape {axes} = {weights}: "
+        f"mask has shape {m}, {inputs}"
+    )
+
+
+def _have(name: str) -> str:
+    return "have" if name.endswith("s") else "has"

@@ -9,7 +9,14 @@ Every function returns ``(output, weights)`` so that a chapter can draw the
 weights. Inputs may be NumPy arrays or torch tensors (gradients flow).
 """
 
-from attn_course.functional._arrays import array_namespace, check_same_length, shape_of
+from attn_course.functional._arrays import (
+    array_namespace,
+    batch_shape,
+    check_feature_dims,
+    check_mask,
+    check_same_length,
+    shape_of,
+)
 from attn_course.functional.scores import scaled_dot_score
 from attn_course.functional.softmax import masked_softmax, softmax
 
@@ -39,6 +46,7 @@ def attention(query, keys, values, score=scaled_dot_score, mask=None):
         output: (..., T_q, d_v), or (..., d_v) for a single query
     """
     check_same_length(keys, values)
+    _check_mask(query, keys, mask)
     scores = score(query, keys)  # (..., T_q, T_k)       relevance
     if mask is None:
         weights = softmax(scores, axis=-1)  # normalisation
@@ -46,6 +54,18 @@ def attention(query, keys, values, score=scaled_dot_score, mask=None):
         weights = masked_softmax(scores, mask, axis=-1)
     output = _weighted_sum(weights, values)  # (..., T_q, d_v) weighted sum
     return output, weights
+
+
+def _check_mask(query, keys, mask) -> None:
+    """The mask against the weights' shape, (..., T_q, T_k) or (..., T_k) for one query."""
+    if mask is None:
+        return
+    check_feature_dims(query, keys, what=None)
+    if query.ndim == 1:
+        check_mask(mask, shape_of(keys)[:-1], "(..., T_k)", query=query, keys=keys)
+    else:
+        weights = (*batch_shape(query, keys), query.shape[-2], keys.shape[-2])
+        check_mask(mask, weights, "(..., T_q, T_k)", query=query, keys=keys)
 
 
 def _weighted_sum(weights, values):
@@ -81,12 +101,16 @@ def hard_weights(weights, k: int = 1):
 
 
 def hard_attention(query, keys, values, k: int = 1, score=scaled_dot_score, mask=None):
-    """Hard attention: soft weights first, then only the top ``k`` inputs survive.
+    """Hard attention: soft weights first, then only the top ``k`` inputs survive; the
+    values are averaged with the hard weights only.
 
     Same arguments, shapes and ``(output, weights)`` return as :func:`attention`.
     The selection is not differentiable: to *train* with it, Xu et al. 2015
     sample positions and use a REINFORCE-style estimator.
     """
-    _, soft = attention(query, keys, values, score=score, mask=mask)
-    weights = hard_weights(soft, k=k)
+    check_same_length(keys, values)
+    _check_mask(query, keys, mask)
+    scores = score(query, keys)  # (..., T_q, T_k)
+    soft = softmax(scores, axis=-1) if mask is None else masked_softmax(scores, mask, axis=-1)
+    weights = hard_weights(soft, k=k)  # the top k of the soft weights, renormalised
     return _weighted_sum(weights, values), weights

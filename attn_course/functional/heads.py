@@ -9,7 +9,14 @@ r"""Multi-head attention: h attentions side by side on slices of the features, m
 is one call of :func:`attn_course.functional.attention.attention`. NumPy or torch.
 """
 
-from attn_course.functional._arrays import array_namespace, check_sequence, project, shape_of
+from attn_course.functional._arrays import (
+    array_namespace,
+    batch_shape,
+    check_mask,
+    check_sequence,
+    project,
+    shape_of,
+)
 from attn_course.functional.attention import attention
 
 __all__ = ["merge_heads", "multi_head_attention", "split_heads"]
@@ -109,6 +116,7 @@ def multi_head_attention(
             "need the same output size h*d_k: "
             f"W_Q has shape {shape_of(W_Q)}, W_K has shape {shape_of(W_K)}"
         )
+    _check_mask(query, keys, num_heads, mask)
     h = num_heads
     Q = project(query, W_Q, b_Q, "query", "W_Q")  # (..., T_q, h*d_k)
     K = project(keys, W_K, b_K, "keys", "W_K")  # (..., T_k, h*d_k)
@@ -119,3 +127,13 @@ def multi_head_attention(
     # (..., T_q, d_out)
     output = project(merge_heads(heads), W_O, b_O, "the merged heads", "W_O")
     return output, weights
+
+
+def _check_mask(query, keys, num_heads: int, mask) -> None:
+    """The mask against the weights' shape (..., h, T_q, T_k), in the caller's terms."""
+    if mask is None:
+        return
+    T_q, T_k = query.shape[-2], keys.shape[-2]
+    weights = (*batch_shape(query, keys), num_heads, T_q, T_k)
+    given = {"query": query, "keys": keys, "num_heads": num_heads}
+    check_mask(mask, weights, "(..., h, T_q, T_k)", **given)

@@ -22,7 +22,13 @@ torch layers with parameters in :mod:`attn_course.nn.self_attention`.
 
 import numpy as np
 
-from attn_course.functional._arrays import array_namespace, check_sequence, project, shape_of
+from attn_course.functional._arrays import (
+    array_namespace,
+    check_mask,
+    check_sequence,
+    project,
+    shape_of,
+)
 from attn_course.functional.attention import attention
 from attn_course.functional.scores import scaled_dot_score
 
@@ -52,6 +58,7 @@ def self_attention(x, mask=None, score=scaled_dot_score):
         output: (..., T, d)
     """
     check_sequence(x)
+    check_mask(mask, (*shape_of(x)[:-1], x.shape[-2]), "(..., T, T)", x=x)
     return attention(x, x, x, score=score, mask=mask)
 
 
@@ -75,6 +82,7 @@ def projected_self_attention(x, W_Q, W_K, W_V, mask=None):
             "must have the same shape (d_model, d_k): "
             f"W_Q has shape {shape_of(W_Q)}, W_K has shape {shape_of(W_K)}"
         )
+    check_mask(mask, (*shape_of(x)[:-1], x.shape[-2]), "(..., T, T)", x=x)
     Q = project(x, W_Q, W_name="W_Q")  # (..., T, d_k)
     K = project(x, W_K, W_name="W_K")  # (..., T, d_k)
     V = project(x, W_V, W_name="W_V")  # (..., T, d_v)

@@ -17,6 +17,10 @@ Self-attention plus three pieces make a layer:
 - :func:`encoder_layer`: multi-head self-attention, then the FFN, each as a residual step
 - :func:`decoder_layer`: masked self-attention, attention over the encoder's states, the FFN
 
+The layers write each residual step as the paper does, ``x = LN(x + Sublayer(x))``, with
+the sum spelled out rather than through :func:`residual`, so that the attention's weights
+come back beside its output.
+
 The attention is :func:`attn_course.functional.heads.multi_head_attention`; nothing is
 re-implemented here. The parameters of a layer travel as one mapping whose keys are the
 paper's names (see :data:`ENCODER_PARAMS`).
@@ -24,7 +28,14 @@ paper's names (see :data:`ENCODER_PARAMS`).
 
 from collections.abc import Callable, Mapping
 
-from attn_course.functional._arrays import array_namespace, check_sequence, project, shape_of
+from attn_course.functional._arrays import (
+    array_namespace,
+    batch_shape,
+    check_mask,
+    check_sequence,
+    project,
+    shape_of,
+)
 from attn_course.functional.heads import multi_head_attention
 
 __all__ = [
@@ -190,23 +201,13 @@ def encoder_layer(x, params: Mapping, num_heads: int, mask=None, eps=1e-5):
     """
     check_sequence(x)
     _check_params(params, ENCODER_PARAMS, x, "encoder_layer")
+    _check_mask(mask, num_heads, x=x)
     p = params
-    attn = {k: p[k] for k in ("b_Q", "b_K", "b_V", "b_O")}
-    weights = []
-
-    def self_attn(x):  # (..., T, d_model)
-        W = (p["W_Q"], p["W_K"], p["W_V"], p["W_O"])
-        out, w = multi_head_attention(x, x, x, *W, num_heads, mask=mask, **attn)
-        weights.append(w)
-        return out
-
-    def ffn(x):  # (..., T, d_model)
-        return feed_forward(x, p["W_1"], p["b_1"], p["W_2"], p["b_2"])
-
-    # (..., T, d_model): every position mixes in the others, then per position
-    x = layer_norm(residual(self_attn, x), p["gamma_1"], p["beta_1"], eps)
-    x = layer_norm(residual(ffn, x), p["gamma_2"], p["beta_2"], eps)
-    return x, weights[0]
+    a, weights = _multi_head(x, x, p, num_heads, mask)  # (..., T, d_model)
+    x = layer_norm(x + a, p["gamma_1"], p["beta_1"], eps)  # LN(x + MHA(x))
+    f = feed_forward(x, p["W_1"], p["b_1"], p["W_2"], p["b_2"])
+    x = layer_norm(x + f, p["gamma_2"], p["beta_2"], eps)  # LN(x + FFN(x))
+    return x, weights
 
 
 def decoder_layer(
@@ -243,31 +244,38 @@ def decoder_layer(
             f"memory has shape {shape_of(memory)}"
         )
     _check_params(params, DECODER_PARAMS, y, "decoder_layer")
+    batch_shape(y, memory, ("y", "memory"))
+    _check_mask(mask, num_heads, y=y)
+    _check_mask(memory_mask, num_heads, y=y, memory=memory)
     p = params
-    weights = []
+    a, self_weights = _multi_head(y, y, p, num_heads, mask)  # (..., T, d_model)
+    y = layer_norm(y + a, p["gamma_1"], p["beta_1"], eps)  # LN(y + MHA(y))
+    c, cross_weights = _multi_head(y, memory, p, num_heads, memory_mask, prefix="cross_")
+    y = layer_norm(y + c, p["gamma_2"], p["beta_2"], eps)  # LN(y + MHA(y, memory))
+    f = feed_forward(y, p["W_1"], p["b_1"], p["W_2"], p["b_2"])
+    y = layer_norm(y + f, p["gamma_3"], p["beta_3"], eps)  # LN(y + FFN(y))
+    return y, self_weights, cross_weights
 
-    def attend(prefix, keys, attend_mask):
-        def sublayer(q):  # (..., T, d_model)
-            out, w = multi_head_attention(
-                q,
-                q if keys is None else keys,
-                q if keys is None else keys,
-                *(p[f"{prefix}W_{n}"] for n in "QKVO"),
-                num_heads,
-                mask=attend_mask,
-                **{f"b_{n}": p[f"{prefix}b_{n}"] for n in "QKVO"},
-            )
-            weights.append(w)
-            return out
 
-        return sublayer
+def _multi_head(queries, source, p: Mapping, num_heads: int, mask, prefix: str = ""):
+    """MultiHead(queries, source, source) with the parameters ``prefix + "W_Q"`` etc. of p.
 
-    def ffn(y):  # (..., T, d_model)
-        return feed_forward(y, p["W_1"], p["b_1"], p["W_2"], p["b_2"])
+    Shapes: queries (..., T, d_model), source (..., S, d_model)
+        -> output (..., T, d_model), weights (..., h, T, S)
+    """
+    W = (p[f"{prefix}W_{n}"] for n in "QKVO")
+    b = {f"b_{n}": p[f"{prefix}b_{n}"] for n in "QKVO"}
+    return multi_head_attention(queries, source, source, *W, num_heads, mask=mask, **b)
 
-    y = layer_norm(residual(attend("", None, mask), y), p["gamma_1"], p["beta_1"], eps)
-    y = layer_norm(
-        residual(attend("cross_", memory, memory_mask), y), p["gamma_2"], p["beta_2"], eps
-    )
-    y = layer_norm(residual(ffn, y), p["gamma_3"], p["beta_3"], eps)  # (..., T, d_model)
-    return y, weights[0], weights[1]
+
+def _check_mask(mask, num_heads: int, **given) -> None:
+    """A layer's mask against its weights' shape (..., h, T, S), named in the layer's terms:
+    the queries are the first of ``given`` (x or y), the keys the last (the same, or memory).
+    """
+    if mask is None:
+        return
+    (q_name, queries), (k_name, keys) = list(given.items())[0], list(given.items())[-1]
+    batch = batch_shape(queries, keys, (q_name, k_name))
+    weights = (*batch, num_heads, queries.shape[-2], keys.shape[-2])
+    axes = "(..., h, T, T)" if len(given) == 1 else "(..., h, T, S)"
+    check_mask(mask, weights, axes, **given, num_heads=num_heads)

@@ -15,6 +15,7 @@ Masks are bool, True = may attend (see :mod:`attn_course.functional.masks`).
 import torch
 from torch import nn
 
+from attn_course.functional._arrays import shape_of
 from attn_course.functional.masks import causal_mask
 from attn_course.functional.transformer import decoder_layer, encoder_layer
 from attn_course.nn.self_attention import MultiHeadAttention, PositionalEncoding
@@ -54,6 +55,15 @@ class _FeedForward(nn.Module):
             self.b_1.copy_(lin1.bias)
             self.W_2.copy_(lin2.weight.T)
             self.b_2.copy_(lin2.bias)
+
+
+def _check_padding_mask(seq, mask, names=("tokens", "mask"), axes="(B, T)") -> None:
+    """A padding mask (True = real token) has the first two axes of the sequence it marks."""
+    if mask is not None and shape_of(mask) != shape_of(seq)[:2]:
+        raise ValueError(
+            f"{names[1]} must be {axes}, the first two axes of {names[0]}: {names[0]} has "
+            f"shape {shape_of(seq)}, {names[1]} has shape {shape_of(mask)}"
+        )
 
 
 def _norm_params(d_model: int, n: int) -> nn.ParameterDict:
@@ -216,6 +226,7 @@ class SelfAttentionEncoder(nn.Module):
         return [layer.weights for layer in self.layers]
 
     def forward(self, tokens, mask=None):
+        _check_padding_mask(tokens, mask)
         B, T = tokens.shape
         x = self.embed(tokens)  # (B, T, d_model), entries ~ N(0, 1)
         if self.positions is not None:
@@ -251,6 +262,7 @@ class TransformerEncoder(nn.Module):
         return self.stack.weights
 
     def forward(self, src, src_mask):
+        _check_padding_mask(src, src_mask, ("src", "src_mask"), "(B, S)")
         h = self.stack(src, mask=src_mask)  # (B, S, d_model)
         m = src_mask[..., None].to(h.dtype)  # (B, S, 1)
         C = (h * m).sum(dim=1) / m.sum(dim=1)  # (B, d_model)
@@ -281,6 +293,7 @@ class TransformerDecoder(nn.Module):
         return [layer.cross_weights for layer in self.layers]
 
     def forward(self, tgt_in, h, C, src_mask):
+        _check_padding_mask(h, src_mask, ("h", "src_mask"), "(B, S)")
         B, T = tgt_in.shape
         y = self.positions(self.embed(tgt_in))  # (B, T, d_model)
         mask = torch.as_tensor(causal_mask(T), device=tgt_in.device)  # (T, T)
