@@ -74,11 +74,11 @@ def built_book(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def graded_class(tmp_path_factory):
-    """The class of tests/test_grading_failures.py (one submission per failure case), graded
-    locally by `attn-course grade`: (course, students, process). Here, not in that module,
-    so that the cluster test compares against the same run instead of grading it again."""
-    from grading_fixtures import TINY, grade_cmd, make_course
-    from test_grading_failures import GRADE_ARGS, write_class
+    """The class of grading_fixtures.write_class (one submission per failure case, checked
+    by tests/test_grading_failures.py), graded locally by `attn-course grade`: (course,
+    students, process). Here, not in that module, so that the cluster test compares against
+    the same run instead of grading it again."""
+    from grading_fixtures import GRADE_ARGS, TINY, grade_cmd, make_course, write_class
 
     course = make_course(tmp_path_factory.mktemp("course") / "course", with_03=True)
     subs, students = write_class(course)
