@@ -8,8 +8,8 @@ each other):
 
 - ``browser_fixtures.py``: the built book served locally and opened in Chromium (its
   ``browser`` and ``site`` fixtures are registered below, for every module);
-- ``grading_fixtures.py``: a tiny course, submissions, the ``attn-course grade`` command,
-  PostgreSQL and a Dask cluster on loopback;
+- ``grading_fixtures.py``: a tiny course, submissions, the class of misbehaving students,
+  the ``attn-course grade`` command, PostgreSQL and a Dask cluster on loopback;
 - ``scripts/book_toc.py`` (``toc_entries``): the pages of ``_toc.yml``, read as
   ``scripts/execute_book.py`` reads them.
 """
