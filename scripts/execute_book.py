@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from book_toc import toc_entries  # scripts/ is on sys.path, beside this file
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 
@@ -31,14 +32,6 @@ FIRST = ["book/02_attention", "book/01_encoder_decoder", "book/04_self_attention
 LAST = ["book/05_transformer"]
 
 
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part["chapters"]]
-    return files
-
-
 def is_notebook(path: Path) -> bool:
     """A MyST Markdown notebook: front matter with a kernelspec (what myst-nb executes)."""
     text = path.read_text()
@@ -46,7 +39,7 @@ def is_notebook(path: Path) -> bool:
 
 
 def notebooks() -> list[Path]:
-    files = toc_files()
+    files = [entry.doc for entry in toc_entries()]
     order = [f for f in FIRST if f in files]
     order += [f for f in files if f not in FIRST + LAST] + [f for f in LAST if f in files]
     return [ROOT / f"{f}.md" for f in order if is_notebook(ROOT / f"{f}.md")]

@@ -1,7 +1,21 @@
 """Shared fixtures. Tests never need an activated virtualenv: this interpreter's bin/
-goes first on PATH, so nbgrader finds alembic and Jupyter starts this environment's kernel."""
+goes first on PATH, so nbgrader finds alembic and Jupyter starts this environment's kernel.
+
+Here: the built book (``built_book``, ``book_html``) and the class the grading tests share
+(``graded_class``). Fixture modules beside this file hold the rest, imported by the test
+modules that need them (tests/ and scripts/ are on sys.path; test modules never import
+each other):
+
+- ``browser_fixtures.py``: the built book served locally and opened in Chromium (its
+  ``browser`` and ``site`` fixtures are registered below, for every module);
+- ``grading_fixtures.py``: a tiny course, submissions, the class of misbehaving students,
+  the ``attn-course grade`` command, PostgreSQL and a Dask cluster on loopback;
+- ``scripts/book_toc.py`` (``toc_entries``): the pages of ``_toc.yml``, read as
+  ``scripts/execute_book.py`` reads them.
+"""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +33,9 @@ from attn_course.grading import put_bin_on_path  # noqa: E402  (light: no grader
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 put_bin_on_path()
+sys.path.insert(0, str(ROOT / "scripts"))  # book_toc and execute_book, as the book build runs them
+
+from browser_fixtures import browser, site  # noqa: E402, F401  (fixtures, for every module)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -27,10 +44,10 @@ def pytest_collection_modifyitems(config, items):
     unmarked = [
         i.nodeid
         for i in items
-        if "built_book" in i.fixturenames and not i.get_closest_marker("book")
+        if {"built_book", "book_html"} & set(i.fixturenames) and not i.get_closest_marker("book")
     ]
     if unmarked:
-        raise pytest.UsageError(f"tests using built_book need @pytest.mark.book: {unmarked}")
+        raise pytest.UsageError(f"tests using the built book need @pytest.mark.book: {unmarked}")
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +90,24 @@ def built_book(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def book_html(request) -> Path:
+    """The built HTML folder: ``built_book`` (the book built once per session, as `make book`
+    builds it), or an existing build named by $ATTN_BOOK_HTML."""
+    if os.environ.get("ATTN_BOOK_HTML"):
+        html = Path(os.environ["ATTN_BOOK_HTML"])
+    else:
+        html = Path(request.getfixturevalue("built_book"))
+    assert (html / "index.html").is_file(), f"no built book in {html}"
+    return html
+
+
+@pytest.fixture(scope="session")
 def graded_class(tmp_path_factory):
-    """The class of tests/test_grading_failures.py (one submission per failure case), graded
-    locally by `attn-course grade`: (course, students, process). Here, not in that module,
-    so that the cluster test compares against the same run instead of grading it again."""
-    from grading_fixtures import TINY, grade_cmd, make_course
-    from test_grading_failures import GRADE_ARGS, write_class
+    """The class of grading_fixtures.write_class (one submission per failure case, checked
+    by tests/test_grading_failures.py), graded locally by `attn-course grade`: (course,
+    students, process). Here, not in that module, so that the cluster test compares against
+    the same run instead of grading it again."""
+    from grading_fixtures import GRADE_ARGS, TINY, grade_cmd, make_course, write_class
 
     course = make_course(tmp_path_factory.mktemp("course") / "course", with_03=True)
     subs, students = write_class(course)

@@ -1,8 +1,7 @@
 """The built book as a reader sees it, in headless Chromium.
 
-The HTML is served on 127.0.0.1 (a free port, an http.server thread) and
-every page of ``_toc.yml`` is opened in Debian's Chromium (installed by
-``scripts/system-deps.sh``; never ``playwright install``). On every page:
+The HTML is served on 127.0.0.1 and every page of ``_toc.yml`` is opened in
+Debian's Chromium by the harness of ``tests/browser_fixtures.py``. On every page:
 
 - nothing is requested from outside the local server (such requests are
   blocked and fail the test: the book must work offline);
@@ -28,47 +27,18 @@ that cannot fail would show up.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
 import shutil
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pytest
-
-from attn_course.diagrams import MIN_FONT_PT
-
-try:  # tests/ is not a package: pytest puts it on sys.path
-    from test_links import book_html, toc_entries  # noqa: F401  (book_html is a fixture)
-except ImportError:  # pragma: no cover  (if tests/ ever becomes a package)
-    from tests.test_links import book_html, toc_entries  # noqa: F401
+from book_toc import toc_entries
+from browser_fixtures import VIEWPORT, open_context, page_problems, raw_tex, serve
 
 pytestmark = [pytest.mark.book]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    # Belt and braces: no host name resolves, so nothing can leave the machine
-    # even if a request slipped past the router below.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
-VIEWPORT = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 812}
 WIDTHS = {"1280px": VIEWPORT, "375px": PHONE}
-TIMEOUT_MS = 30_000
-
-# A figure in the text must be drawn at least this many CSS pixels per inch of
-# matplotlib figure, so that a 10 pt label is at least ~9.7 px tall on screen.
-MIN_PX_PER_INCH = 70
 
 # The chapters that picture their models, and how many diagrams each shows at least.
 DIAGRAMS = {
@@ -82,271 +52,12 @@ TOC = toc_entries()
 PAGES = [doc for doc, _ in TOC]
 
 
-# --------------------------------------------------------------------------
-# Serving the site, driving the browser
-# --------------------------------------------------------------------------
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002  (the base class's name)
-        pass
-
-
-@dataclass
-class Site:
-    root: Path
-    base: str  # http://127.0.0.1:PORT
-
-    def url(self, path: str) -> str:
-        return f"{self.base}/{path}"
-
-    def is_local(self, url: str) -> bool:
-        return url == self.base or url.startswith(self.base + "/")
-
-
-def serve(root: Path):
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, Site(root, f"http://127.0.0.1:{server.server_address[1]}")
-
-
 @pytest.fixture(scope="module")
-def site(book_html):  # noqa: F811
-    server, site = serve(book_html)
-    yield site
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/system-deps.sh` (Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def screenshots(book_html):  # noqa: F811
+def screenshots(book_html):
     folder = Path(book_html).parent / "screenshots"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
-
-
-@dataclass
-class Visit:
-    """What happened while a page was open."""
-
-    external_requests: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    failed_requests: list[str] = field(default_factory=list)
-
-
-def open_context(browser, site: Site, viewport=VIEWPORT):
-    """A browser context that blocks (and records) every request not to the local server."""
-    context = browser.new_context(viewport=viewport)
-    context.set_default_timeout(TIMEOUT_MS)
-    visit = Visit()
-
-    def route(route):
-        url = route.request.url
-        if site.is_local(url):
-            route.continue_()
-        else:
-            visit.external_requests.append(url)
-            route.abort("blockedbyclient")
-
-    context.route("**/*", route)
-
-    def watch(page):
-        page.on("pageerror", lambda err: visit.page_errors.append(str(err)))
-        page.on(
-            "console",
-            lambda msg: (
-                msg.type == "error"
-                and visit.console_errors.append(f"{msg.text} ({msg.location.get('url', '')})")
-            ),
-        )
-        page.on(
-            "response",
-            lambda r: (
-                r.status >= 400
-                and site.is_local(r.url)
-                and visit.failed_requests.append(f"{r.status} {r.url}")
-            ),
-        )
-        page.on(
-            "requestfailed",
-            lambda r: site.is_local(r.url) and visit.failed_requests.append(f"{r.failure} {r.url}"),
-        )
-
-    context.on("page", watch)
-    return context, visit
-
-
-# --------------------------------------------------------------------------
-# What is checked on one page
-# --------------------------------------------------------------------------
-
-_WAIT_FOR_MATHJAX = """
-async () => {
-  const mj = window.MathJax;
-  if (mj && mj.startup && mj.startup.promise) { await mj.startup.promise; return true; }
-  return false;
-}
-"""
-
-_PAGE_FACTS = """
-async () => {
-  const content = document.querySelector('article, main') || document.body;
-  // An image is cut off when it sticks out of the window or out of a box that clips
-  // (or scrolls) it.
-  const cutOff = (img) => {
-    const r = img.getBoundingClientRect();
-    if (r.left < -1 || r.right > document.documentElement.clientWidth + 1) return true;
-    for (let el = img.parentElement; el && el !== document.body; el = el.parentElement) {
-      if (getComputedStyle(el).overflowX === 'visible') continue;
-      const box = el.getBoundingClientRect();
-      if (r.left < box.left - 1 || r.right > box.right + 1) return true;
-    }
-    return false;
-  };
-  const images = await Promise.all(Array.from(document.images).map(async (img) => {
-    try { await img.decode(); } catch (e) {}
-    return {
-      src: img.currentSrc || img.src, attrSrc: img.getAttribute('src') || '',
-      ok: img.complete && img.naturalWidth > 0,
-      alt: (img.getAttribute('alt') || '').trim(),
-      inText: content.contains(img) && !img.closest('.sidebar-primary-items__start, .navbar-brand'),
-      naturalWidth: img.naturalWidth, renderedWidth: img.getBoundingClientRect().width,
-      diagram: !!img.closest('figure.diagram'), cutOff: cutOff(img),
-    };
-  }));
-  // The page's small print: the smallest text size among the visible prose, captions,
-  // tables and code of the content.
-  const printed = Array.from(content.querySelectorAll(
-      'p, li, dd, td, th, figcaption, pre')).filter((e) => e.getClientRects().length
-      && e.textContent.trim());
-  const smallPrint = Math.min(...printed.map((e) => parseFloat(getComputedStyle(e).fontSize)));
-  const maths = Array.from(content.querySelectorAll('.math'));
-  // The text a reader sees, without code, outputs and typeset math.
-  const clone = content.cloneNode(true);
-  const notProse = 'pre, code, script, style, textarea, mjx-container, .highlight, .cell_output';
-  clone.querySelectorAll(notProse).forEach((e) => e.remove());
-  return {
-    title: document.title,
-    images, smallPrint,
-    mathElements: maths.length,
-    mathUnrendered: maths.filter((m) => !m.querySelector('mjx-container'))
-                         .map((m) => m.textContent.trim().slice(0, 80)),
-    mathErrors: Array.from(document.querySelectorAll('mjx-merror'))
-                     .map((m) => (m.getAttribute('data-mjx-error') || m.textContent).slice(0, 80)),
-    mathjaxReady: !!(window.MathJax && window.MathJax.startup && window.MathJax.typesetPromise),
-    text: clone.textContent,
-  };
-}
-"""
-
-# Raw TeX a reader must never see in prose: display/inline delimiters, an
-# environment, a TeX command, or a $...$ pair.
-RAW_TEX = [
-    re.compile(r"\$\$"),
-    re.compile(r"\\[()\[\]]"),
-    re.compile(r"\\begin\{"),
-    re.compile(r"\\[a-zA-Z]{2,}"),
-    # $...$ with TeX inside (a _, ^, backslash or brace) or around a single letter;
-    # "costs $5 and $10" is prose.
-    re.compile(r"\$(?=[^$\n]{0,80}[_^\\{}])[^\s$][^$\n]{0,80}?\$|\$[A-Za-z]\$"),
-]
-
-
-def _png_dpi(site: Site, url: str) -> float | None:
-    """The dpi stored in a local PNG (matplotlib writes it), or None."""
-    if not site.is_local(url):
-        return None
-    path = site.root / unquote(urlsplit(url).path).lstrip("/")
-    if path.suffix.lower() != ".png" or not path.is_file():
-        return None
-    from PIL import Image
-
-    with Image.open(path) as image:
-        dpi = image.info.get("dpi")
-    return float(dpi[0]) if dpi and dpi[0] else None
-
-
-def page_problems(site: Site, page, visit: Visit, width: int = VIEWPORT["width"]) -> list[str]:
-    """Everything wrong with the page now open in ``page`` (``width`` px wide), in words."""
-    problems = [f"requested from outside the book: {u}" for u in visit.external_requests]
-    problems += [f"JavaScript error: {e}" for e in visit.page_errors]
-    problems += [f"console error: {e}" for e in visit.console_errors]
-    problems += [f"failed request: {e}" for e in visit.failed_requests]
-
-    try:
-        page.evaluate(_WAIT_FOR_MATHJAX)
-    except Exception as err:  # a MathJax startup failure is reported below
-        problems.append(f"MathJax did not start: {err}")
-    facts = page.evaluate(_PAGE_FACTS)
-
-    for img in facts["images"]:
-        if not img["ok"]:
-            problems.append(f"broken image: {img['src']}")
-            continue
-        if not img["inText"]:
-            continue
-        name = Path(urlsplit(img["attrSrc"]).path).name
-        if not img["alt"] or img["alt"] in (img["attrSrc"], name):
-            problems.append(f"figure without alt text: {img['attrSrc']}")
-        if img["renderedWidth"] > img["naturalWidth"] + 1:
-            problems.append(
-                f"figure upscaled from {img['naturalWidth']} to {img['renderedWidth']:.0f} px "
-                f"(blurred): {img['attrSrc']}"
-            )
-        if img["cutOff"]:
-            problems.append(f"figure cut off at {width} px: {img['attrSrc']}")
-        dpi = _png_dpi(site, img["src"])
-        if dpi and img["renderedWidth"] > 0:
-            px_per_inch = img["renderedWidth"] / (img["naturalWidth"] / dpi)
-            # Plots are drawn for book width; diagrams for phones too (checked below).
-            if px_per_inch < MIN_PX_PER_INCH and width >= VIEWPORT["width"]:
-                problems.append(
-                    f"figure shrunk to {px_per_inch:.0f} px per inch (labels unreadable; "
-                    f"draw it narrower, figsize ≈ (7, 3.5)): {img['attrSrc']}"
-                )
-            label_px = MIN_FONT_PT / 72 * px_per_inch
-            if img["diagram"] and label_px < facts["smallPrint"] - 0.05:
-                problems.append(
-                    f"diagram labels {label_px:.1f} px at {width} px, smaller than the page's "
-                    f"small print ({facts['smallPrint']:.1f} px): {img['attrSrc']}"
-                )
-        elif img["diagram"]:
-            problems.append(f"diagram without a readable dpi: {img['attrSrc']}")
-
-    if facts["mathElements"] and not facts["mathjaxReady"]:
-        problems.append(f"MathJax not loaded, {facts['mathElements']} math elements untypeset")
-    problems += [f"math not typeset: {m!r}" for m in facts["mathUnrendered"]]
-    problems += [f"MathJax error: {m!r}" for m in facts["mathErrors"]]
-    problems += [f"raw TeX in the text: {snippet!r}" for snippet in raw_tex(facts["text"])]
-    return problems
-
-
-def raw_tex(text: str, context: int = 25) -> list[str]:
-    """Snippets of ``text`` around raw TeX, overlapping matches merged."""
-    spans = sorted((m.start(), m.end()) for p in RAW_TEX for m in p.finditer(text))
-    merged: list[list[int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1] + context:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [" ".join(text[max(a - context, 0) : b + context].split()) for a, b in merged]
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The Chinese edition as a reader sees it, in headless Chromium.
 
-The checks of tests/test_browser.py (imported from it, not copied) run on every page
+The checks of tests/browser_fixtures.py (as in tests/test_browser.py) run on every page
 of ``_build/html/zh/``: nothing requested from outside the book, no JavaScript error,
 every image loaded with alt text, math typeset, no raw TeX. And the page is actually
 Chinese: its title and most of its prose are CJK text. The whole ``_build/html`` is
@@ -12,13 +12,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
-try:  # tests/ is not a package: pytest puts it on sys.path
-    from test_browser import browser, open_context, page_problems, serve  # noqa: F401
-    from test_links import book_html, toc_entries  # noqa: F401  (fixtures)
-except ImportError:  # pragma: no cover
-    from tests.test_browser import browser, open_context, page_problems, serve  # noqa: F401
-    from tests.test_links import book_html, toc_entries  # noqa: F401
+from book_toc import toc_entries
+from browser_fixtures import open_context, page_problems
 
 pytestmark = [pytest.mark.book]
 
@@ -53,16 +48,8 @@ def test_cjk_share_tells_chinese_from_english():
     assert cjk_share("Self-attention lets every token attend to the whole 序列") < MIN_CJK_SHARE
 
 
-@pytest.fixture(scope="module")
-def site(book_html):  # noqa: F811
-    server, site = serve(book_html)
-    yield site
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.mark.parametrize("doc", PAGES)
-def test_chinese_page_reads_well(doc, site, browser, book_html):  # noqa: F811
+def test_chinese_page_reads_well(doc, site, browser, book_html):
     context, visit = open_context(browser, site)
     try:
         page = context.new_page()

@@ -14,13 +14,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 from babel.messages.pofile import read_po
+from book_toc import toc_entries
 
 from attn_course import i18n
-
-try:  # tests/ is not a package: pytest puts it on sys.path
-    from test_links import book_html, toc_entries  # noqa: F401  (book_html is a fixture)
-except ImportError:  # pragma: no cover
-    from tests.test_links import book_html, toc_entries  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGS = ROOT / "locales" / "zh_CN" / "LC_MESSAGES"
@@ -95,7 +91,7 @@ def _cached_figures(doc: str):
 
 @pytest.mark.book
 @pytest.mark.parametrize("doc", PAGES)
-def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):  # noqa: F811
+def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):
     figures = _cached_figures(doc)
     if doc.startswith("book/0"):
         assert figures, f"{doc} glued no figure through glue_figure"

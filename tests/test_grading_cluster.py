@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from grading_fixtures import (
     BIN,
+    GRADE_ARGS,
     TINY,
     LoopbackCluster,
     _env,
@@ -27,7 +28,6 @@ from grading_fixtures import (
     solutions_of,
     write_submission,
 )
-from test_grading_failures import GRADE_ARGS
 
 pytestmark = [pytest.mark.grading]
 

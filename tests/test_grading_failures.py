@@ -3,258 +3,31 @@ submission. One real `attn-course grade` run over a class of misbehaving student
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 from grading_fixtures import (
     BIN,
+    MARK,
+    STUDENTS,
     TINY,
     _env,
-    fill,
     gradebook_grades,
     make_course,
     read_csv,
-    release_of,
-    solutions_of,
-    write_submission,
 )
 
 pytestmark = [pytest.mark.grading]
 
-WRONG_ADD = "def add(a, b):\n    return a - b"
-MARK = uuid.uuid4().hex[:12]
-
-
-STUDENTS = (
-    "good",
-    "wrong_add",
-    "untouched",
-    "infinite_loop",
-    "uninterruptible",
-    "memory_hog",
-    "memory_kept",
-    "os_exit",
-    "segfault",
-    "system_exit",
-    "syntax_error",
-    "missing_function",
-    "wrong_type",
-    "nan",
-    "not_json",
-    "renamed",
-    "missing",
-    "other_assignment",
-    "test_edited",
-    "test_deleted",
-    "test_duplicated",
-    "answer_and_test_deleted",
-    "duplicate_cell_ids",
-    "patch_names",
-    "patch_code",
-    "fake_module",
-    "kill_guard",
-    "read_solutions",
-    "write_outside",
-    "stderr_in_test",
-)
-
-
-def _students(course: Path):
-    """student -> (notebook or raw bytes, file name, expected score, words in the status)."""
-    rel = release_of(course, TINY)
-    sol = solutions_of(course, TINY)
-    good = fill(rel, sol)
-
-    def answers(add=None, double=None):
-        return fill(rel, {"add": add or sol["add"], "double": double or sol["double"]})
-
-    def with_test_cell(nb, grade_id, change):
-        nb = copy.deepcopy(nb)
-        i = next(
-            i
-            for i, c in enumerate(nb.cells)
-            if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
-        )
-        change(nb, i)
-        return nb
-
-    course_s = str(course)
-    other = nbformat.read(
-        course / "exercises" / "03_query_key_value" / "03_query_key_value.ipynb", as_version=4
-    )
-    dup_ids = copy.deepcopy(good)
-    dup_ids.cells[3]["id"] = dup_ids.cells[2]["id"]
-
-    def dup_test(nb, i):
-        nb.cells.insert(i, copy.deepcopy(nb.cells[i]))
-
-    def edit_test(nb, i):
-        nb.cells[i].source = "print('all good')"
-
-    def delete_test(nb, i):
-        del nb.cells[i]
-
-    read_solutions = f"""{WRONG_ADD}
-import json
-try:
-    src = json.load(open({course_s + "/solutions/tiny/tiny.ipynb"!r}))
-    code = [c for c in src['cells'] if c['metadata'].get('nbgrader', {{}}).get('grade_id') == 'add']
-    exec(''.join(code[0]['source']))
-except OSError as err:
-    print('cannot read the solutions:', err)
-try:
-    open({course_s + "/gradebook.db"!r}, 'r+b').write(b'overwritten')
-except OSError as err:
-    print('cannot touch the gradebook:', err)
-"""
-    write_outside = f"""{WRONG_ADD}
-for path in ({course_s + "/pwned-" + MARK!r}, '/tmp/pwned-{MARK}', '/var/tmp/pwned-{MARK}',
-             {course_s + "/submissions/good/tiny/pwned-" + MARK!r}):
-    try:
-        open(path, 'w').write('x')
-        print('wrote', path)
-    except OSError as err:
-        print('cannot write', path, err)
-"""
-    patch_names = (
-        WRONG_ADD + "\nimport attn_course.checks as _c\n"
-        "_c.check_array = lambda *a, **k: None\n"
-        "np.isclose = lambda a, b, **k: np.ones(np.shape(a), dtype=bool)"
-    )
-    patch_code = (
-        WRONG_ADD + "\nimport attn_course.checks as _c\n"
-        "_c.check_array.__code__ = (lambda *a, **k: None).__code__"
-    )
-    fake_module = (
-        WRONG_ADD + "\nimport sys, types\nfake = types.ModuleType('attn_course.checks')"
-        "\nfake.check_array = lambda *a, **k: None\nfake.run = lambda f, *a, **k: None"
-        "\nsys.modules['attn_course.checks'] = fake"
-    )
-    kill_guard = (
-        WRONG_ADD + "\nget_ipython().events.callbacks['pre_run_cell'].clear()\n"
-        "import attn_course.checks as _c\n_c.check_array = lambda *a, **k: None"
-    )
-    uninterruptible = (
-        "def add(a, b):\n    while True:\n        try:\n            while True:\n"
-        "                pass\n        except KeyboardInterrupt:\n            pass"
-    )
-    stderr_double = (
-        "import sys\ndef double(x):\n    print('note: doubling', file=sys.stderr)\n    return 2 * x"
-    )
-    return {
-        "good": (good, None, 3, "graded"),
-        "wrong_add": (answers(WRONG_ADD), None, 1, "graded"),
-        "untouched": (rel, None, 0, "graded"),
-        "infinite_loop": (
-            answers("def add(a, b):\n    while True:\n        pass"),
-            None,
-            1,
-            "timed out in test_add",
-        ),
-        "uninterruptible": (answers(uninterruptible), None, 1, "kernel hung"),
-        "memory_hog": (
-            answers(
-                "def add(a, b):\n    hog = []\n    while True:\n"
-                "        hog.append(bytearray(50_000_000))"
-            ),
-            None,
-            1,
-            "out of memory in test_add",
-        ),
-        # the hog stays referenced: the kernel lives on, crippled; a fresh kernel without the
-        # cell grades the other part
-        "memory_kept": (
-            answers("hog = []\nwhile True:\n    hog.append(bytearray(1_000_000))"),
-            None,
-            1,
-            "out of memory in add (re-run in a fresh kernel without it)",
-        ),
-        "os_exit": (answers("import os\nos._exit(1)"), None, 1, "kernel died in add"),
-        "segfault": (
-            answers("def add(a, b):\n    import ctypes\n    return ctypes.string_at(0)"),
-            None,
-            1,
-            "kernel died in test_add",
-        ),
-        "system_exit": (answers(sol["add"] + "\nimport sys\nsys.exit(3)"), None, 3, "graded"),
-        "syntax_error": (answers("def add(a, b)\n    return a + b"), None, 1, "graded"),
-        "missing_function": (answers("def plus(a, b):\n    return a + b"), None, 1, "graded"),
-        "wrong_type": (answers("def add(a, b):\n    return {'sum': a + b}"), None, 1, "graded"),
-        "nan": (answers("def add(a, b):\n    return a + b + np.nan"), None, 1, "graded"),
-        "not_json": (b"this is not { json", None, 0, "not a notebook"),
-        "renamed": (good, "tiny (1)", 3, "notebook renamed"),
-        "missing": (None, None, 0, "notebook missing"),
-        "other_assignment": (other, None, 0, "notebook of another assignment"),
-        "test_edited": (
-            with_test_cell(answers(WRONG_ADD), "test_add", edit_test),
-            None,
-            1,
-            "test_add edited (restored)",
-        ),
-        "test_deleted": (
-            with_test_cell(answers(WRONG_ADD), "test_add", delete_test),
-            None,
-            1,
-            "test_add deleted (restored)",
-        ),
-        "answer_and_test_deleted": (
-            with_test_cell(
-                good, "test_add", lambda nb, i: nb.cells.__delitem__(slice(i - 1, i + 1))
-            ),
-            None,
-            1,
-            "test_add deleted (restored)",
-        ),
-        "test_duplicated": (
-            with_test_cell(good, "test_double", dup_test),
-            None,
-            3,
-            "test_double duplicated",
-        ),
-        "duplicate_cell_ids": (dup_ids, None, 3, "duplicated cell ids in tiny.ipynb (renumbered)"),
-        "patch_names": (answers(patch_names), None, 1, "monkeypatching undone"),
-        "patch_code": (answers(patch_code), None, 1, "monkeypatching undone"),
-        "fake_module": (answers(fake_module), None, 1, "monkeypatching undone"),
-        "kill_guard": (answers(kill_guard), None, 0, "score withheld"),
-        "read_solutions": (answers(read_solutions), None, 1, "graded"),
-        "write_outside": (answers(write_outside), None, 1, "graded"),
-        "stderr_in_test": (answers(double=stderr_double), None, 3, "graded"),
-    }
-
-
-def write_class(course: Path) -> tuple[Path, dict]:
-    """The class of _students, written as nbgrader's submitted layout under course/submissions."""
-    subs = course / "submissions"
-    students = _students(course)
-    for student, (nb, name, _, _) in students.items():
-        if nb is None:
-            folder = subs / student / TINY
-            folder.mkdir(parents=True)
-            (folder / "README.txt").write_text("I forgot the notebook")
-        elif student == "duplicate_cell_ids":  # nbformat.write would renumber the ids
-            folder = subs / student / TINY
-            folder.mkdir(parents=True)
-            (folder / f"{TINY}.ipynb").write_text(json.dumps(nb))
-        elif isinstance(nb, bytes):
-            write_submission(subs, student, TINY, None, raw=nb)
-        else:
-            write_submission(subs, student, TINY, nb, name=name)
-    return subs, students
-
-
-GRADE_ARGS = ("--timeout", "6", "--memory", "1G")
 # the students whose notebooks tamper with the grading (flagged for the instructor)
 CHEATS = {"patch_names", "patch_code", "fake_module", "kill_guard"}
 
 
-# graded_class (tests/conftest.py): this class graded locally, once per run
+# graded_class (tests/conftest.py): the class of grading_fixtures.write_class (one student
+# per failure mode), graded locally, once per run
 
 
 def test_exit_status_and_one_row_per_student(graded_class):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_fixtures import CHROMIUM, CHROMIUM_ARGS, raw_tex
 from grading_fixtures import BIN, _env, fill, grade_cmd, make_course, read_csv, solutions_of
-from test_browser import CHROMIUM, CHROMIUM_ARGS, raw_tex
 
 pytestmark = [pytest.mark.grading]
 

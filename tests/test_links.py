@@ -15,56 +15,17 @@ existing build instead.
 from __future__ import annotations
 
 import json
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import yaml
+from book_toc import toc_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.book]
-
-
-# --------------------------------------------------------------------------
-# The book and its table of contents
-# --------------------------------------------------------------------------
-
-
-def toc_entries(toc_path: Path = ROOT / "_toc.yml") -> list[tuple[str, bool]]:
-    """(docname, numbered) for every page of the TOC, in reading order."""
-    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
-    entries = [(_docname(toc["root"]), False)]
-
-    def walk(items, numbered):
-        for item in items or []:
-            if "file" in item:
-                entries.append((_docname(item["file"]), numbered))
-            walk(item.get("sections"), numbered)
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"), bool(part.get("numbered", False)))
-    walk(toc.get("chapters"), bool(toc.get("numbered", False)))
-    return entries
-
-
-def _docname(file: str) -> str:
-    return re.sub(r"\.(md|ipynb|rst)$", "", file)
-
-
-@pytest.fixture(scope="module")
-def book_html(request) -> Path:
-    """The built HTML folder: conftest's ``built_book`` (the book built once per session,
-    as `make book` builds it), or an existing build named by $ATTN_BOOK_HTML."""
-    if os.environ.get("ATTN_BOOK_HTML"):
-        html = Path(os.environ["ATTN_BOOK_HTML"])
-    else:
-        html = Path(request.getfixturevalue("built_book"))
-    assert (html / "index.html").is_file(), f"no built book in {html}"
-    return html
 
 
 # --------------------------------------------------------------------------
@@ -208,22 +169,6 @@ def test_crawler_finds_what_is_broken(tmp_path):
     assert external_resources(tmp_path) == [
         "index.html: <script> https://cdn.example.org/lib.js",
         "index.html: <link> //cdn.example.org/style.css",
-    ]
-
-
-def test_toc_is_read_in_reading_order(tmp_path):
-    toc = tmp_path / "_toc.yml"
-    toc.write_text(
-        "format: jb-book\nroot: book/index\nparts:\n"
-        "  - caption: A\n    chapters:\n      - file: book/a.md\n"
-        "  - caption: B\n    numbered: true\n    chapters:\n"
-        "      - file: book/b\n        sections:\n          - file: book/b1\n"
-    )
-    assert toc_entries(toc) == [
-        ("book/index", False),
-        ("book/a", False),
-        ("book/b", True),
-        ("book/b1", True),
     ]
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from grading_fixtures import _free_port
 
 pytestmark = pytest.mark.nbgrader  # loads nbgrader's server extensions
 
@@ -25,12 +25,6 @@ def _readme_command() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"`(\.venv/bin/jupyter lab [^`]+)`", readme).group(1)
     return shlex.split(command)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_readmes_jupyter_lab_command_starts_without_the_root_error(tmp_path):

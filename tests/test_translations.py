@@ -24,12 +24,8 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
+from book_toc import toc_entries
 from bs4 import BeautifulSoup
-
-try:  # tests/ is not a package: pytest puts it on sys.path
-    from test_links import book_html, toc_entries  # noqa: F401  (book_html is a fixture)
-except ImportError:  # pragma: no cover
-    from tests.test_links import book_html, toc_entries  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -118,7 +114,7 @@ def test_every_page_of_the_toc_has_a_catalog():
 
 
 @pytest.fixture(scope="module")
-def fresh_templates(book_html, tmp_path_factory) -> Path:  # noqa: F811
+def fresh_templates(book_html, tmp_path_factory) -> Path:
     """The templates of the English source as it is now (figure words included), extracted
     from the execution cache the English build filled."""
     out = tmp_path_factory.mktemp("gettext")
@@ -209,7 +205,7 @@ def test_invariant_check_finds_a_lost_glue_math_or_link():
 
 @pytest.mark.book
 @pytest.mark.parametrize("doc", PAGES)
-def test_translation_keeps_glue_math_and_cross_references(book_html, doc):  # noqa: F811
+def test_translation_keeps_glue_math_and_cross_references(book_html, doc):
     english = (book_html / f"{doc}.html").read_text(encoding="utf-8")
     translated = (book_html / EDITION / f"{doc}.html").read_text(encoding="utf-8")
     assert page_invariants(english), f"{doc}.html has no article"
@@ -232,7 +228,7 @@ def _switch_links(path: Path) -> dict[str, Path]:
 
 @pytest.mark.book
 @pytest.mark.parametrize("doc", PAGES)
-def test_every_page_links_to_its_counterpart(book_html, doc):  # noqa: F811
+def test_every_page_links_to_its_counterpart(book_html, doc):
     english, chinese = book_html / f"{doc}.html", book_html / EDITION / f"{doc}.html"
     assert chinese.is_file(), f"no Chinese page for {doc}"
     assert _switch_links(english) == {"zh-CN": chinese.resolve()}
@@ -240,7 +236,7 @@ def test_every_page_links_to_its_counterpart(book_html, doc):  # noqa: F811
 
 
 @pytest.mark.book
-def test_theme_labels_are_chinese(book_html):  # noqa: F811
+def test_theme_labels_are_chinese(book_html):
     html = (book_html / EDITION / "book" / "02_attention.html").read_text(encoding="utf-8")
     soup = BeautifulSoup(html, "html.parser")
     assert soup.html.get("lang") == "zh-CN"
