@@ -13,12 +13,11 @@ Reads the notebooks and runs their cells in this process: no kernels, part of `m
 """
 
 import inspect
-import sys
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from make_exercises import ANSWER_KEYS, SOURCE, sync_solutions  # scripts/, via conftest
 
 from attn_course.functional import attention as f_attention
 from attn_course.functional import (
@@ -30,10 +29,6 @@ from attn_course.functional import (
     softmax,
     transformer,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-from make_exercises import ANSWER_KEYS, SOURCE, sync_solutions  # noqa: E402
 
 
 @pytest.mark.parametrize("assignment", sorted(ANSWER_KEYS))

@@ -17,11 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from nbgrader.api import Gradebook
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-
-from make_exercises import (  # noqa: E402  (the authoring script, as `make exercises` runs it)
+from make_exercises import (  # the authoring script (scripts/ is on sys.path: conftest)
     RELEASE,
     ROOT,
     SOURCE,
@@ -30,6 +26,7 @@ from make_exercises import (  # noqa: E402  (the authoring script, as `make exer
     make_course,
     nbgrader_env,
 )
+from nbgrader.api import Gradebook
 
 pytestmark = pytest.mark.nbgrader
 
