@@ -64,7 +64,10 @@ def built_book(tmp_path_factory) -> Path:
     Built once per test run even with several xdist workers: the first worker to get the
     lock builds, the others wait and reuse its result (two builds writing one _build/ at
     once would corrupt it)."""
-    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker
+    # this run's folder, the same for every xdist worker (each has its own basetemp below
+    # it); without xdist the basetemp itself, never a folder other runs share
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     result = shared / "book-build.json"
     with FileLock(str(shared / "book-build.lock")):
         if not result.is_file():

@@ -80,17 +80,21 @@ def _class(course: Path, where: Path) -> Path:
     return where
 
 
+def _attn_course_grade(bindir: Path, course: Path, subs: Path, out: Path, db: Path):
+    return subprocess.run(
+        [str(bindir / "attn-course"), "grade", A, str(subs), "--no-progress", "--jobs", "1",
+         "--out", str(out), "--db", f"sqlite:///{db}"],
+        cwd=course, capture_output=True, text=True, env=_env_of(bindir), timeout=900,
+    )  # fmt: skip
+
+
 def _both_paths(course: Path, bindir: Path, tmp: Path):
     """(attn-course grade's process, grades.csv rows, plain nbgrader's scores, the
     autograded notebooks' text of each path)."""
     env = _env_of(bindir)
     subs = _class(course, tmp / "subs")
     out = tmp / "out"
-    grade = subprocess.run(
-        [str(bindir / "attn-course"), "grade", A, str(subs), "--no-progress", "--jobs", "1",
-         "--out", str(out), "--db", f"sqlite:///{tmp / 'grade.db'}"],
-        cwd=course, capture_output=True, text=True, env=env, timeout=900,
-    )  # fmt: skip
+    grade = _attn_course_grade(bindir, course, subs, out, tmp / "grade.db")
     assert grade.returncode == 0, grade.stdout[-2000:] + grade.stderr[-3000:]
     rows = read_csv(out / "grades.csv")
     shutil.copytree(subs, course / "submitted")
@@ -164,11 +168,7 @@ def test_a_kernel_that_cannot_import_attn_course_is_a_setup_error(tmp_path):
     env = _env_of(bindir)
     subs = _class(fork, tmp_path / "subs")
     out = tmp_path / "out"
-    grade = subprocess.run(
-        [str(bindir / "attn-course"), "grade", A, str(subs), "--no-progress", "--jobs", "1",
-         "--out", str(out), "--db", f"sqlite:///{tmp_path / 'grade.db'}"],
-        cwd=fork, capture_output=True, text=True, env=env, timeout=900,
-    )  # fmt: skip
+    grade = _attn_course_grade(bindir, fork, subs, out, tmp_path / "grade.db")
     assert grade.returncode == 2, grade.stdout[-2000:] + grade.stderr[-3000:]
     assert "the grading kernel cannot import attn_course" in grade.stderr, grade.stderr[-3000:]
     assert not (tmp_path / "grade.db").exists() and not (out / "grades.csv").exists()

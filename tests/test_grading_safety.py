@@ -27,6 +27,11 @@ from grading_fixtures import (
 
 pytestmark = pytest.mark.grading
 
+# (how bubblewrap fails on the machine, what the refusal says of it)
+MACHINES = [
+    ("missing", "bubblewrap (`bwrap`) is not installed"),
+    ("broken", "cannot create its namespaces here"),
+]
 NO_USERNS = (
     "bwrap: No permissions to creating new namespace, likely because the kernel does not "
     "allow non-privileged user namespaces."
@@ -76,13 +81,7 @@ def _grade(course, env, out, *extra):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("bwrap", "reason"),
-    [
-        ("missing", "bubblewrap (`bwrap`) is not installed"),
-        ("broken", "cannot create its namespaces here"),
-    ],
-)
+@pytest.mark.parametrize(("bwrap", "reason"), MACHINES)
 def test_attn_course_grade_refuses_without_the_box_and_grades_when_told(
     course, tmp_path, bwrap, reason
 ):
@@ -109,13 +108,7 @@ def _autograde(course, env, db, *extra):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("bwrap", "reason"),
-    [
-        ("missing", "bubblewrap (`bwrap`) is not installed"),
-        ("broken", "cannot create its namespaces here"),
-    ],
-)
+@pytest.mark.parametrize(("bwrap", "reason"), MACHINES)
 def test_plain_nbgrader_refuses_the_same_way(course, tmp_path, bwrap, reason):
     from nbgrader.api import Gradebook, MissingEntry
 
