@@ -138,6 +138,13 @@ def test_postgresql_gradebook_gives_the_same_grades(three_runs):
         f"sqlite:///{course / 'gradebook.db'}", TINY
     )
     assert (base / "pg-out" / "grades.csv").read_text().count("\n") == len(WELL_FORMED) + 2
+    # the README's URL works in plain nbgrader too (SQLAlchemy's postgresql:// is psycopg 3)
+    export = subprocess.run(
+        [str(BIN / "nbgrader"), "export", f"--db={url}", "--to", str(base / "pg-export.csv")],
+        cwd=course, capture_output=True, text=True, env=_env(), timeout=300,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert "untouched" in (base / "pg-export.csv").read_text()
 
 
 @pytest.mark.grading
@@ -255,3 +262,65 @@ def test_a_regrade_by_either_path_re_decides_the_flag(tmp_path):
     write_submission(course / "submitted", "mallory", TINY, fill(rel, sol))
     plain_regrade()
     assert state() == (3.0, False)
+
+
+# --- the wrong folder is refused before anything is written ---------------------------------
+
+
+@pytest.mark.grading
+def test_the_courses_own_folders_are_not_submissions(tmp_path):
+    course = make_course(tmp_path / "course", with_03=True)
+    for folder in ("exercises", "solutions"):
+        proc = grade_cmd(course, "03_query_key_value", course / folder)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"is the course's {folder}/ folder" in proc.stderr and "nothing" in proc.stderr
+    # the same folder elsewhere (a copy): its "students" would be named like assignments
+    shutil.copytree(course / "exercises", tmp_path / "copy")
+    proc = grade_cmd(course, TINY, tmp_path / "copy")
+    assert proc.returncode == 2 and "named like the course's assignments" in proc.stderr
+    assert not (course / "gradebook.db").exists()  # nothing written, no student invented
+
+
+@pytest.mark.grading
+def test_one_students_folder_grades_that_student(tmp_path):
+    """`attn-course grade A submitted/ivan`: ivan, graded and merged into the class's CSV."""
+    course = make_course(tmp_path / "course")
+    rel, sol = release_of(course, TINY), solutions_of(course, TINY)
+    for student in ("ann", "ivan"):
+        write_submission(course / "submitted", student, TINY, fill(rel, sol))
+    proc = grade_cmd(course, TINY, course / "submitted" / "ivan")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_csv(course / "graded" / TINY / "grades.csv")
+    assert sorted(rows) == ["ivan"] and rows["ivan"]["score"] == "3"
+
+
+@pytest.mark.grading
+def test_most_hand_ins_of_another_assignment_is_a_setup_error(tmp_path):
+    course = make_course(tmp_path / "course", with_03=True)
+    rel = release_of(course, "03_query_key_value")
+    for student in ("a1", "a2", "a3"):  # the 03 notebooks, named as the tiny assignment's
+        write_submission(tmp_path / "subs", student, TINY, rel)
+    proc = grade_cmd(course, TINY, tmp_path / "subs")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "3 of the 3 hand-ins" in proc.stderr and "no notebook of tiny" in proc.stderr
+    assert not (course / "gradebook.db").exists()
+
+
+@pytest.mark.grading
+def test_one_grades_csv_per_gradebook(three_runs):
+    """A run into another gradebook writes its own grades.csv by default, and refuses to merge
+    into one written from another gradebook (the SQLite run's, here)."""
+    course, base, sqlite, pg, _, url = three_runs
+    rows = read_csv(course / "graded" / TINY / "grades.csv")
+    source = (course / "graded" / TINY / "grades.csv.gradebook").read_text().strip()
+    assert source == f"sqlite:///{course / 'gradebook.db'}" and "untouched" in rows
+    merged = grade_cmd(
+        course, TINY, base / "subs", "--db", url, "--out", str(course / "graded" / TINY)
+    )
+    assert merged.returncode == 2 and "holds the grades of the gradebook" in merged.stderr
+    assert read_csv(course / "graded" / TINY / "grades.csv") == rows  # untouched
+    own = grade_cmd(course, TINY, base / "subs", "--db", url, "--no-feedback")
+    assert own.returncode == 0, own.stderr[-3000:]
+    folder = next(p for p in (course / "graded").iterdir() if p.name.startswith(f"{TINY}@"))
+    assert "gradebook" in folder.name and "grader" not in folder.name  # no user name in it
+    assert sorted(read_csv(folder / "grades.csv")) == sorted(rows)

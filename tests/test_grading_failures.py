@@ -90,6 +90,10 @@ def test_feedback_per_student(graded_class):
         assert "test_add" in html or "add" in html
     good = (course / "graded" / TINY / "good" / f"{TINY}.html").read_text()
     assert "3.0" in good or "3 / 3" in good or "Score: 3" in good
+    # a timeout in words: how long, why it may be, what it cost (not KeyboardInterrupt)
+    looped = (course / "graded" / TINY / "infinite_loop" / f"{TINY}.html").read_text()
+    assert "ran longer than 6 s (perhaps an endless loop)" in looped
+    assert "the other parts keep their points" in looped and "KeyboardInterrupt" not in looped
 
 
 # What attn-course grade decides about files before nbgrader reads them (which notebook is the
@@ -157,6 +161,16 @@ def test_plain_nbgrader_with_the_plugin_grades_every_case_alike(graded_class, pl
     # the reasons reach nbgrader's own log too
     assert "monkeypatching undone before the tests" in runs[1].stderr
     assert "test_add deleted (restored)" in runs[1].stderr
+    assert "timed out in test_add" in runs[1].stderr and "kernel died in add" in runs[1].stderr
+    # nbgrader's checksum warning is left for cells a student really changed
+    by_student = {
+        m.group(1): m.group(0)
+        for m in re.finditer(
+            r"Sanitizing \S+/submitted/(\w+)/(?:(?!Sanitizing ).)*", runs[1].stderr, re.S
+        )
+    }
+    assert "Attribute 'checksum'" not in by_student["good"] + by_student["untouched"]
+    assert "Attribute 'checksum'" in by_student["test_edited"], sorted(by_student)
 
 
 def test_grading_log_says_what_happened_to_this_student(graded_class):

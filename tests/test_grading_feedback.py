@@ -59,9 +59,12 @@ def test_every_lms_name_maps_to_its_student_and_notebook(graded):
 
 
 def test_a_corrupted_file_is_not_valid_json_not_missing(graded):
-    _, rows, _ = graded
+    course, rows, _ = graded
     for student in ("Carol Diaz", "dave"):
         assert rows[student]["status"] == f"not a notebook: {A}.ipynb is not valid JSON"
+        # and the student gets a feedback page that says so
+        page = (course / "graded" / A / student / f"{A}.html").read_text()
+        assert "score 0" in page and f"not a notebook: {A}.ipynb is not valid JSON" in page
 
 
 def _text(page: str) -> str:
@@ -168,6 +171,7 @@ def test_plain_nbgrader_generate_feedback_with_the_course_config(graded, tmp_pat
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "not recognized by" not in proc.stderr  # no config warning at every feedback run
     _check_feedback((course / "feedback" / "alice" / A / f"{A}.html").read_text())
 
 

@@ -188,3 +188,46 @@ def test_a_missing_transpose_reads_as_words_in_the_check(tmp_path):
     assert "dot_score(q, K) could not be computed: dot_score raised ValueError" in line
     assert "query of shape (1, 2) and keys of shape (3, 2)" in line
     assert line.rstrip().endswith("Entry [i, j] is the dot product of query i with key j.")
+
+
+def _replace_test_add(nb):
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_add":
+            cell.source = "print('all good')"  # the test replaced: it would always pass
+    return nb
+
+
+def test_an_edited_test_cell_fails_when_the_released_one_is_not_at_hand(course, tmp_path):
+    answers = {**solutions_of(course, TINY), "add": "def add(a, b):\n    return a - b"}
+    nb = _replace_test_add(fill(release_of(course, TINY), answers))
+    nbformat.write(nb, tmp_path / "mine.ipynb")
+    proc = _check(tmp_path / "mine.ipynb")
+    assert proc.returncode == 1, proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if "test_add" in ln)
+    assert "FAILED" in line and "this test cell was edited" in line and "restores" in line
+
+
+def test_an_edited_test_cell_is_run_as_released(course, tmp_path):
+    """A student working in a copy inside a clone of the course: the check finds the
+    released notebook (exercises/tiny/tiny.ipynb) and runs its test, as grading will."""
+    answers = {**solutions_of(course, TINY), "add": "def add(a, b):\n    return a - b"}
+    nb = _replace_test_add(fill(release_of(course, TINY), answers))
+    mine = course / "work" / f"{TINY}.ipynb"
+    mine.parent.mkdir(exist_ok=True)
+    nbformat.write(nb, mine)
+    proc = _check(mine)
+    assert proc.returncode == 1, proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if "test_add" in ln)
+    assert "FAILED" in line and "add(1, 2) is wrong" in line  # the released test, run
+    assert "Note: test_add was edited; the check ran the released test instead" in proc.stdout
+    # with the answer right, the released test passes
+    right = fill(release_of(course, TINY), solutions_of(course, TINY))
+    nbformat.write(_replace_test_add(right), mine)
+    assert _check(mine).returncode == 0
+
+
+def test_check_from_a_notebook_leaves_no_stray_output(course, tmp_path):
+    from attn_course.grading.selfcheck import check
+
+    nbformat.write(release_of(course, TINY), tmp_path / "mine.ipynb")
+    assert check(tmp_path / "mine.ipynb", timeout=20) is None  # no `Out: False` below it

@@ -86,8 +86,8 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     from attn_course.grading.collect import find_submissions
     from attn_course.grading.course import (
         find_course,
+        graded_ids,
         load_course_config,
-        other_assignments,
         plain_config,
     )
     from attn_course.grading.gradebook import (
@@ -97,7 +97,7 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         ensure_schema,
         record_assignment,
     )
-    from attn_course.grading.outputs import one_line, print_summary, write_csv
+    from attn_course.grading.outputs import check_csv_source, one_line, print_summary, write_csv
     from attn_course.grading.preflight import which_package
     from attn_course.grading.task import GradingTask, read_files
     from attn_course.grading.tuning import fast_private_sqlite, lean_imports
@@ -126,11 +126,16 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     _check_submissions(opts.submissions)
     course_db = database_url(f"sqlite:///{course / 'gradebook.db'}")
     db_url = database_url(opts.db or course_db)
-    out_dir = (opts.out or course / "graded" / opts.assignment).resolve()
+    gradebook_name = db_url.split("@")[-1]  # no credentials in any file or message
+    default_out = course / "graded" / opts.assignment
+    if db_url != course_db:  # one grades.csv per gradebook: never the course's folder
+        default_out = default_out.with_name(f"{opts.assignment}@{_safe_name(gradebook_name)}")
+    out_dir = (opts.out or default_out).resolve()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SetupError(f"cannot create --out {out_dir}: {err}") from err
+    check_csv_source(out_dir / "grades.csv", gradebook_name)
     # the autograded notebooks go with the gradebook that holds their scores: the course's
     # autograded/ for the course's gradebook (formgrader, generate_feedback), else into --out
     if db_url == course_db:
@@ -152,6 +157,15 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         # one kernel started as grading will start them, before anything is written:
         # no box, or a kernel that cannot import attn_course, stops here with exit 2
         sandbox = runner.check(task_cfg)
+        # the hand-ins next, so that a wrong SUBMISSIONS folder is refused before any write
+        students = find_submissions(
+            opts.submissions.resolve(), opts.assignment, tmp, cfg, course, opts.lms_regexp
+        )
+        if not students:
+            raise SetupError(f"no student folders in {opts.submissions}")
+        others = graded_ids(course, source)
+        ours = set(others.pop(opts.assignment, []))
+        _refuse_other_notebooks(students, ours, opts)
         try:
             ensure_schema(db_url)
             ensure_course_row(db_url, cfg.CourseDirectory.get("course_id", ""))
@@ -164,12 +178,6 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         ensure_schema(f"sqlite:///{template}")
         record_assignment(course, cfg, opts.assignment, f"sqlite:///{template}", tmp / "release2")
         cells = assignment_cells(f"sqlite:///{template}", opts.assignment)
-        students = find_submissions(
-            opts.submissions.resolve(), opts.assignment, tmp, cfg, course, opts.lms_regexp
-        )
-        if not students:
-            raise SetupError(f"no student folders in {opts.submissions}")
-        others = other_assignments(course, source, opts.assignment)
         gradebook = template.read_bytes()
         source_files = {
             str(p.relative_to(source_dir)): p.read_bytes()
@@ -200,10 +208,12 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         runner.close()
         shutil.rmtree(tmp, ignore_errors=True)
     results = [by_student[t.student_id] for t in tasks]
-    write_csv(out_dir / "grades.csv", results)
+    write_csv(out_dir / "grades.csv", results, gradebook_name)
     where = {
         "grades": out_dir / "grades.csv",
-        "feedback and grading.log": f"{out_dir}/<student_id>/",
+        (
+            "feedback and grading.log" if opts.feedback else "grading.log"
+        ): f"{out_dir}/<student_id>/",
         "autograded notebooks": f"{autograded_root}/<student_id>/{opts.assignment}/",
         "gradebook": db_url.split("@")[-1],
     }
@@ -216,6 +226,39 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     elapsed = monotonic() - t0
     print_summary(results, elapsed, runner.workers, runner.engine, sandbox, where, retried, out)
     return results
+
+
+def _refuse_other_notebooks(students: dict, ours: set[str], opts: GradeOptions) -> None:
+    """SetupError when most hand-ins (of three or more) are no notebook of the assignment:
+    the wrong ASSIGNMENT for this folder, or the wrong folder for this ASSIGNMENT."""
+    import json
+
+    handed, foreign = 0, []
+    for sid, folder in students.items():
+        books = sorted(folder.glob("*.ipynb")) if folder is not None else []
+        if not books:
+            continue
+        handed += 1
+        ids: set[str] = set()
+        for book in books:
+            try:
+                cells = json.loads(book.read_bytes()).get("cells", [])
+                ids |= {c["metadata"]["nbgrader"]["grade_id"] for c in cells
+                        if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}  # fmt: skip
+            except (ValueError, AttributeError, KeyError, TypeError, OSError):
+                continue  # unreadable: the worker says so for that student
+        if ours and len(ids & ours) < len(ours) / 2:
+            foreign.append(sid)
+    if handed >= 3 and len(foreign) > handed / 2:
+        raise SetupError(
+            f"{len(foreign)} of the {handed} hand-ins in {opts.submissions} are no notebook "
+            f"of {opts.assignment} (e.g. {', '.join(sorted(foreign)[:3])}): is it the right "
+            "ASSIGNMENT for this folder? Nothing was graded"
+        )
+
+
+def _safe_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in text).strip("-")[:80]
 
 
 def _runner(opts: GradeOptions, jobs: int):
@@ -260,9 +303,10 @@ def _record_all(stream, total: int, db_url: str, out_dir: Path, autograded_root:
             write_result(gb, result)
             write_files(result, out_dir / task.student_id, autograded_root)
             results[task.student_id] = result
-            bar.update(1)
+            # the student just graded, shown with the count that includes them
             bar.set_postfix_str(
                 f"{task.student_id}: {result.score:g}/{result.max_score:g}", refresh=False
             )
+            bar.update(1)
     bar.close()
     return results

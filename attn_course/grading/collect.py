@@ -48,6 +48,15 @@ def find_submissions(
         raise SetupError(f"SUBMISSIONS {path} does not exist")
     if not os.access(path, os.R_OK):
         raise SetupError(f"SUBMISSIONS {path} is not readable")
+    for key, default in (("source_directory", "source"), ("release_directory", "release")):
+        folder = course / cfg.CourseDirectory.get(key, default)
+        if path.resolve() == folder.resolve():
+            raise SetupError(
+                f"SUBMISSIONS {path} is the course's {folder.name}/ folder (nbgrader's "
+                f"{default}), not submissions. Expected <student_id>/{assignment}/"
+                "<notebook>.ipynb (e.g. the course's submitted/) or an LMS download; nothing "
+                "was graded"
+            )
     if path.is_dir():
         layout = {}
         try:
@@ -58,13 +67,37 @@ def find_submissions(
         if students and any((p / assignment).is_dir() for p in students):
             for p in students:
                 layout[p.name] = p / assignment if (p / assignment).is_dir() else None
-            return layout
+            return _not_assignments(layout, path, course, cfg, assignment)
+        submitted = course / cfg.CourseDirectory.get("submitted_directory", "submitted")
+        if path.parent.resolve() == submitted.resolve() and (path / assignment).is_dir():
+            return {path.name: path / assignment}  # one student's folder: submitted/ivan
     if path.is_file() and not zipfile.is_zipfile(path):
         raise SetupError(f"SUBMISSIONS {path} is neither a folder nor a zip archive")
     # the course's pattern (nbgrader_config.py), the one `nbgrader zip_collect` uses too
     course_regexp = cfg.get("FileNameCollectorPlugin", {}).get("named_regexp")
     regexp = lms_regexp or course_regexp or DEFAULT_LMS_REGEXP
-    return _zip_collect(path, assignment, tmp, cfg, course, regexp)
+    students = _zip_collect(path, assignment, tmp, cfg, course, regexp)
+    return _not_assignments(students, path, course, cfg, assignment)
+
+
+def _not_assignments(students: dict, path: Path, course: Path, cfg, assignment: str) -> dict:
+    """``students``, unless their ids are the course's assignment names (or their numbers):
+    SUBMISSIONS was then a folder of assignments (the course's exercises/, one student's
+    folder mapped as a download), and grading it would invent students in the gradebook."""
+    source = course / cfg.CourseDirectory.get("source_directory", "source")
+    names = {p.name for p in source.iterdir() if p.is_dir()} if source.is_dir() else set()
+    like = sorted(
+        sid for sid in students if any(sid == a or a.startswith(sid + "_") for a in names)
+    )
+    if like:
+        raise SetupError(
+            f"SUBMISSIONS {path} does not look like submissions: it would make students named "
+            f"like the course's assignments ({', '.join(like)}). Expected the layout "
+            f"<student_id>/{assignment}/<notebook>.ipynb (e.g. the course's submitted/), one "
+            f"student's folder (submitted/<student_id>, holding {assignment}/), or an LMS "
+            "download; nothing was graded"
+        )
+    return students
 
 
 def _zip_collect(path: Path, assignment: str, tmp: Path, cfg, course: Path, regexp: str):

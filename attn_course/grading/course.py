@@ -6,7 +6,7 @@ from pathlib import Path
 
 from attn_course.grading.errors import SetupError
 
-__all__ = ["find_course", "load_course_config", "other_assignments", "plain_config"]
+__all__ = ["find_course", "graded_ids", "load_course_config", "plain_config"]
 
 
 def find_course(start: Path | None = None) -> Path:
@@ -39,13 +39,13 @@ def plain_config(cfg) -> dict:
     return out
 
 
-def other_assignments(course: Path, source: str, assignment: str) -> dict[str, list[str]]:
-    """Graded cell ids of the course's other assignments (to recognise a wrong notebook)."""
+def graded_ids(course: Path, source: str) -> dict[str, list[str]]:
+    """Graded cell ids of each of the course's assignments (to recognise a wrong notebook)."""
     import nbformat
 
     out = {}
     for folder in sorted((course / source).iterdir()):
-        if not folder.is_dir() or folder.name == assignment:
+        if not folder.is_dir():
             continue
         ids = []
         for nb_path in folder.glob("*.ipynb"):

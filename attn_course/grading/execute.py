@@ -387,6 +387,16 @@ class GradingExecute(Execute):
         if reply["content"].get("ename") == "CellTimeoutError":
             if index not in self.report.timeouts:
                 self.report.timeouts.append(index)
+            # in words, not the KeyboardInterrupt the interrupt raised inside the cell
+            cell = kwargs["cell"]
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "error"]
+            cell.outputs.append(
+                _error_output(
+                    "CellTimeoutError",
+                    f"this cell ran longer than {self._limits.timeout} s (perhaps an endless "
+                    "loop) and was interrupted; the other parts keep their points",
+                )
+            )
         elif reply["content"].get("ename") == "MemoryError" and index not in self._skip:
             # the kernel lives on crippled (later imports and allocations fail): treat it
             # like a death, so the other parts are graded in a fresh kernel

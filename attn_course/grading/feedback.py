@@ -29,7 +29,7 @@ from pathlib import Path
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
-from traitlets import Bool
+from traitlets import Bool, List
 
 from attn_course.grading.cells import error_line, is_test_cell
 
@@ -51,6 +51,13 @@ class HideHiddenTests(ClearHiddenTests):
     """nbgrader's ``ClearHiddenTests``, on the test cells only (a student's own cell cannot
     make the feedback fail with a stray delimiter), leaving a line where tests were removed;
     a test cell's error keeps its message and loses its traceback."""
+
+    # The exporter sets NbConvertBase.display_data_priority for its preprocessors; nbgrader's
+    # base class redeclares the trait without config=True, so traitlets warned at every
+    # feedback run. Configurable here, as in nbgrader's own GetGrades: the warning is gone.
+    display_data_priority = List(GetGrades.class_traits()["display_data_priority"].default()).tag(
+        config=True
+    )
 
     def preprocess_cell(self, cell, resources, cell_index):
         if not is_test_cell(cell):

@@ -69,18 +69,27 @@ def ensure_schema(db_url: str) -> None:
     subprocess it starts for every new gradebook, over a second for each worker's copy."""
     from nbgrader.api import Base
     from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.exc import DBAPIError
 
     engine = create_engine(db_url, future=True)
     try:
         if inspect(engine).get_table_names():
             return
-        Base.metadata.create_all(bind=engine)
-        with engine.begin() as conn:
-            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);"))
-            conn.execute(
-                text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
-                {"v": _alembic_head()},
-            )
+        try:
+            with engine.begin() as conn:  # one transaction: all of it or nothing
+                Base.metadata.create_all(bind=conn)
+                conn.execute(
+                    text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL);")
+                )
+                conn.execute(
+                    text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                    {"v": _alembic_head()},
+                )
+        except DBAPIError:
+            # another grading run created it at the same moment (one PostgreSQL gradebook,
+            # two assignments graded at once): its schema is the one to use
+            if "alembic_version" not in inspect(engine).get_table_names():
+                raise
     finally:
         engine.dispose()
 
@@ -90,11 +99,15 @@ def ensure_course_row(db_url: str, course_id: str) -> None:
     row; SQLite does not enforce the foreign key, PostgreSQL does (every insert of an
     assignment fails). Create the row."""
     from nbgrader.api import Course, Gradebook
+    from sqlalchemy.exc import IntegrityError
 
     with Gradebook(db_url, course_id or "default_course") as gb:
         if gb.db.get(Course, course_id) is None:
             gb.db.add(Course(id=course_id))
-            gb.db.commit()
+            try:
+                gb.db.commit()
+            except IntegrityError:  # another run added it at the same moment
+                gb.db.rollback()
 
 
 def record_assignment(course: Path, cfg, assignment: str, db_url: str, release_dir: Path) -> None:

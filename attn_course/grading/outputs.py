@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from statistics import mean, median
 
-__all__ = ["one_line", "print_summary", "write_csv", "write_files"]
+__all__ = ["check_csv_source", "one_line", "print_summary", "write_csv", "write_files"]
 
 
 def write_files(result, feedback_dir: Path, autograded_root: Path) -> None:
@@ -43,9 +43,28 @@ def one_line(err: Exception) -> str:
 CSV_HEAD = ["student_id", "assignment", "score", "max_score", "status", "flagged", "seconds"]
 
 
-def write_csv(path: Path, results) -> None:
+def _source_file(path: Path) -> Path:
+    return path.with_name(path.name + ".gradebook")  # grades.csv.gradebook
+
+
+def check_csv_source(path: Path, gradebook: str) -> None:
+    """SetupError if ``path`` holds the grades of another gradebook: a run merges into its
+    own gradebook's CSV only (rows of two gradebooks in one file would mislead)."""
+    from attn_course.grading.errors import SetupError
+
+    source = _source_file(path)
+    if path.is_file() and source.is_file() and source.read_text().strip() != gradebook:
+        raise SetupError(
+            f"{path} holds the grades of the gradebook {source.read_text().strip()}, this run "
+            f"writes {gradebook}: pass another --out (nothing was graded)"
+        )
+
+
+def write_csv(path: Path, results, gradebook: str = "") -> None:
     """``grades.csv``: one row per student. Rows of students not graded in this run are kept
-    (grading one late student updates that student's row only)."""
+    (grading one late student updates that student's row only). ``gradebook`` (its URL
+    without credentials) is written beside it, in ``grades.csv.gradebook``, so that no later
+    run merges another gradebook's rows into it (:func:`check_csv_source`)."""
     rows: dict[str, dict[str, str]] = {}
     grade_ids: list[str] = []
     if path.is_file():
@@ -80,6 +99,8 @@ def write_csv(path: Path, results) -> None:
         for sid in sorted(rows):
             w.writerow(rows[sid])
     tmp.replace(path)
+    if gradebook:
+        _source_file(path).write_text(gradebook + "\n")
 
 
 def print_summary(results, elapsed, workers, engine, sandbox, where, retried, out) -> None:
@@ -87,14 +108,22 @@ def print_summary(results, elapsed, workers, engine, sandbox, where, retried, ou
     scores = [r.score for r in results]
     max_score = max((r.max_score for r in results), default=0.0)
     kinds = Counter()  # students per kind: a student with two notebooks missing counts once
+    who: dict[str, list[str]] = {}
     for r in results:
-        kinds.update({s.split(":")[0].split(" (")[0] for s in r.status or ["graded"]})
+        for kind in {s.split(":")[0].split(" (")[0] for s in r.status or ["graded"]}:
+            kinds[kind] += 1
+            who.setdefault(kind, []).append(r.student_id)
+    workers = min(workers, max(n, 1))  # one submission is graded by one worker
+    box = (
+        f"kernels boxed by {sandbox.kind}{', unprivileged uid' if sandbox.uid is not None else ''}"
+        if sandbox.kind == "bwrap"
+        else "kernels NOT boxed: resource limits only"
+    )
     lines = [
         "",
         f"Graded {n} submission{'s' * (n != 1)} in {elapsed:.1f} s with {workers} worker"
         f"{'s' * (workers != 1)}{'' if engine == 'local' else ' on the ' + engine} "
-        f"({elapsed / max(n, 1):.2f} s per submission; kernels boxed by "
-        f"{sandbox.kind}{', unprivileged uid' if sandbox.uid is not None else ''}).",
+        f"({elapsed / max(n, 1):.2f} s per submission; {box}).",
     ]
     if n:
         lines.append(
@@ -106,6 +135,8 @@ def print_summary(results, elapsed, workers, engine, sandbox, where, retried, ou
     )
     for what, count in kinds.most_common():
         lines.append(f"  {count:4d}  {what}")
+        if what != "graded" and count <= 10:  # who, where there are few enough to read
+            lines.append("          " + ", ".join(sorted(who[what])))
     flagged = [r.student_id for r in results if r.flagged]
     if flagged:
         lines.append(

@@ -32,14 +32,48 @@ from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, SaveAutoGrades
 
+from attn_course.grading.cells import part_name
 from attn_course.grading.gradebook import apply_verdict, source_cells
 
-__all__ = ["RepairSubmission", "SaveAutoGradesFair", "report_of"]
+__all__ = ["RepairSubmission", "SaveAutoGradesFair", "describe", "report_of"]
 
 
 def report_of(nb) -> dict:
     """What the course's preprocessors recorded in ``nb`` (``repairs``, ``execution``, ...)."""
     return nb.get("metadata", {}).get("attn_course", {})
+
+
+def describe(nb, prefix: str = "", repairs: bool = True) -> list[str]:
+    """What happened to one graded notebook, in the words of `attn-course grade`'s ``status``
+    and of nbgrader's log (one definition for both paths), from what the preprocessors
+    recorded in it."""
+    report = report_of(nb)
+    out = []
+    if repairs and report.get("repairs"):
+        out.append(f"{prefix}cells tampered with and restored: " + ", ".join(report["repairs"]))
+    run = report.get("execution", {})
+    pieces = [
+        ("timed out in", run.get("timeouts")),
+        ("kernel died in", run.get("deaths")),
+        ("out of memory in", run.get("memory")),
+        ("kernel hung (interrupt ignored) in", run.get("hangs")),
+    ]
+    for words, indices in pieces:
+        if indices:
+            out.append(f"{prefix}{words} {', '.join(part_name(nb.cells[i], i) for i in indices)}")
+    if run.get("memory"):
+        out[-1] += " (re-run in a fresh kernel without it)"
+    if run.get("not_run"):
+        out.append(f"{prefix}{len(run['not_run'])} cells not run (time budget or repeated deaths)")
+    if run.get("truncated"):
+        out.append(f"{prefix}output truncated in {len(run['truncated'])} cells")
+    undone = run.get("undone") or []
+    if undone:
+        shown = ", ".join(undone[:4]) + (", ..." if len(undone) > 4 else "")
+        out.append(f"{prefix}monkeypatching undone before the tests: {shown} (flagged for review)")
+    if not run.get("guard_ok", True):
+        out.append(f"{prefix}score withheld: {run.get('guard_problem')} (flagged for review)")
+    return out
 
 
 class RepairSubmission(NbGraderPreprocessor):
@@ -142,6 +176,9 @@ class RepairSubmission(NbGraderPreprocessor):
                 released = self._release_checksum(src, fresh)
                 if utils.compute_checksum(probe) not in (src.checksum, released):
                     changes.append(f"{grade_id} edited (restored)")
+                else:  # as released: its hidden tests back now, as OverwriteCells would put
+                    # them, so nbgrader's checksum warning is left for real edits (#1961)
+                    cell.source = src.source
             elif cell.cell_type != src.cell_type:
                 changes.append(f"{grade_id} changed to a {cell.cell_type} cell (restored)")
             cell.metadata["nbgrader"] = fresh
@@ -204,18 +241,8 @@ class SaveAutoGradesFair(SaveAutoGrades):
         with Gradebook(self.db_url) as gb:
             apply_verdict(gb, self.notebook_id, self.assignment_id, self.student_id, **verdict)
         nb.metadata.setdefault("attn_course", {})["verdict"] = verdict
-        if undone:
-            self.log.warning(
-                "%s: monkeypatching undone before the tests: %s (flagged for review)",
-                self.notebook_id,
-                ", ".join(undone),
-            )
-        if not guard_ok:
-            self.log.warning(
-                "%s: score withheld: %s (flagged for review)",
-                self.notebook_id,
-                execution.get("guard_problem", "the grading guard failed"),
-            )
+        for line in describe(nb, repairs=False):  # RepairSubmission logged its own
+            self.log.warning("%s: %s", self.notebook_id, line)
         return nb, resources
 
     def _add_score(self, cell, resources):

@@ -82,6 +82,7 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
         )
         return 2
 
+    edited, restored = _restore_released_tests(nb, path)
     print(f"Running {path.name} from top to bottom in a fresh kernel ...", file=out, flush=True)
     box = Path(tempfile.mkdtemp(prefix="attn-check-"))
     before = os.environ.get(CHECK_ENV)
@@ -110,6 +111,11 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
         if not is_test_cell(cell):
             continue
         reason = first_error(cell)
+        if part_name(cell, index) in edited and part_name(cell, index) not in restored:
+            reason = (
+                "this test cell was edited: grading restores the released test, so this "
+                "result would not count (restore the cell from a fresh copy of the notebook)"
+            )
         if reason is not None and pending_solutions:
             reason = (
                 f"not answered yet ({', '.join(pending_solutions)} still raises "
@@ -136,6 +142,12 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
         "in general, not only on these examples.",
         file=out,
     )
+    for name in restored:
+        print(
+            f"Note: {name} was edited; the check ran the released test instead, as grading "
+            "will (it restores every test cell).",
+            file=out,
+        )
     for kind, cells in (("timed out", ex.report.timeouts), ("killed the kernel", ex.report.deaths)):
         for i in cells:
             print(f"Note: {part_name(executed.cells[i], i)} {kind}.", file=out)
@@ -153,12 +165,48 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
     return 0 if len(passed) == len(rows) else 1
 
 
-def check(path: str | Path, timeout: int | None = None) -> bool | None:
-    """The self-check from a notebook: prints the results, returns True if all pass.
+def _restore_released_tests(nb, path: Path) -> tuple[list[str], list[str]]:
+    """(the test cells a student edited, those put back from the released notebook). A
+    released test cell carries nbgrader's checksum of itself; the released notebook is looked
+    for as ``exercises/<name>/<name>.ipynb`` in the folders above ``path`` (a clone of the
+    course)."""
+    import nbformat
+    from nbgrader.utils import compute_checksum
 
-    Run by a check or by the grader, it prints one line and returns None: checking would
-    start the notebook again, and again (each run starts another kernel)."""
+    from attn_course.grading.cells import is_test_cell, part_name
+
+    edited = [
+        part_name(c, i)
+        for i, c in enumerate(nb.cells)
+        if is_test_cell(c)
+        and c.metadata["nbgrader"].get("checksum")
+        and compute_checksum(c) != c.metadata["nbgrader"]["checksum"]
+    ]
+    if not edited:
+        return [], []
+    released = None
+    for folder in path.resolve().parents:
+        candidate = folder / "exercises" / path.stem / f"{path.stem}.ipynb"
+        if candidate.is_file() and candidate.resolve() != path.resolve():
+            released = nbformat.read(candidate, as_version=4)
+            break
+    sources = {part_name(c, i): c for i, c in enumerate(released.cells)} if released else {}
+    restored = []
+    for i, cell in enumerate(nb.cells):
+        name = part_name(cell, i)
+        if name in edited and name in sources:
+            cell.source = sources[name].source
+            restored.append(name)
+    return edited, restored
+
+
+def check(path: str | Path, timeout: int | None = None) -> None:
+    """The self-check from a notebook: prints the results (the same as ``attn-course check``)
+    and returns nothing, so the notebook shows no stray ``Out:`` line below them.
+
+    Run by a check or by the grader, it prints one line instead: checking would start the
+    notebook again, and again (each run starts another kernel)."""
     if _nested() is not None:
         print(REFUSAL)
-        return None
-    return check_notebook(path, timeout=timeout) == 0
+        return
+    check_notebook(path, timeout=timeout)

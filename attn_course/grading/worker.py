@@ -30,11 +30,10 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
 from attn_course.grading import configure
-from attn_course.grading.cells import part_name
 from attn_course.grading.execute import GradingExecute
 from attn_course.grading.feedback import configure_feedback
 from attn_course.grading.gradebook import open_submission, read_submission, zero_notebook
-from attn_course.grading.preprocessors import report_of
+from attn_course.grading.preprocessors import describe
 from attn_course.grading.sandbox import SandboxUnavailable
 from attn_course.grading.task import GradingTask, Result, handed_in
 from attn_course.grading.tuning import fast_private_sqlite, lean_imports
@@ -163,37 +162,6 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
         shutil.copyfile(src / origin, dest / f"{name}.ipynb")
         graded.append(name)
     return graded
-
-
-def _describe(nb, prefix: str) -> list[str]:
-    """The status lines of one autograded notebook, from what the preprocessors recorded."""
-    report = report_of(nb)
-    out = []
-    if report.get("repairs"):
-        out.append(f"{prefix}cells tampered with and restored: " + ", ".join(report["repairs"]))
-    run = report.get("execution", {})
-    pieces = [
-        ("timed out in", run.get("timeouts")),
-        ("kernel died in", run.get("deaths")),
-        ("out of memory in", run.get("memory")),
-        ("kernel hung (interrupt ignored) in", run.get("hangs")),
-    ]
-    for words, indices in pieces:
-        if indices:
-            out.append(f"{prefix}{words} {', '.join(part_name(nb.cells[i], i) for i in indices)}")
-    if run.get("memory"):
-        out[-1] += " (re-run in a fresh kernel without it)"
-    if run.get("not_run"):
-        out.append(f"{prefix}{len(run['not_run'])} cells not run (time budget or repeated deaths)")
-    if run.get("truncated"):
-        out.append(f"{prefix}output truncated in {len(run['truncated'])} cells")
-    undone = run.get("undone") or []
-    if undone:
-        shown = ", ".join(undone[:4]) + (", ..." if len(undone) > 4 else "")
-        out.append(f"{prefix}monkeypatching undone before the tests: {shown} (flagged for review)")
-    if not run.get("guard_ok", True):
-        out.append(f"{prefix}score withheld: {run.get('guard_problem')} (flagged for review)")
-    return out
 
 
 class _QuietChecksums(logging.Filter):
@@ -326,12 +294,17 @@ def _grade(task: GradingTask, work: Path, result: Result, log: logging.Logger) -
             path = dest / f"{name}.ipynb"
             if path.is_file():
                 prefix = f"{name}: " if len(task.notebooks) > 1 else ""
-                result.status += _describe(nbformat.read(path, as_version=4), prefix)
+                result.status += describe(nbformat.read(path, as_version=4), prefix)
         if task.prestart:
             GradingExecute(config=cfg).prestart()
         if task.feedback and dest.is_dir():
             _feedback(coursedir, cfg, task, log, result)
         result.autograded = _pack(dest)
+    if task.feedback:
+        for name in task.notebooks:  # no notebook graded: the student still learns why
+            page = f"{name}.html"
+            if page not in result.feedback:
+                result.feedback[page] = _reason_page(task, name, result.status)
     stored = read_submission(db_url, task.assignment, task.student_id)
     result.notebooks, result.score, result.max_score = (
         stored["notebooks"],
@@ -339,6 +312,21 @@ def _grade(task: GradingTask, work: Path, result: Result, log: logging.Logger) -
         stored["max_score"],
     )
     result.flagged = result.flagged or stored["flagged"]
+
+
+def _reason_page(task: GradingTask, name: str, status: list[str]) -> bytes:
+    """The feedback of a notebook that could not be graded: what happened, in words."""
+    from html import escape
+
+    why = "".join(f"<li>{escape(s)}</li>" for s in status) or "<li>not graded</li>"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(name)}: not graded</title></head><body>"
+        f"<h1>{escape(task.assignment)} / {escape(name)}.ipynb: score 0</h1>"
+        f"<p>Your notebook could not be graded:</p><ul>{why}</ul>"
+        "<p>Hand in the notebook file itself (.ipynb, saved from Jupyter) under its original "
+        "name, and ask your instructor to grade it again.</p></body></html>\n"
+    ).encode()
 
 
 _FEEDBACK_EXPORTER: list = []
