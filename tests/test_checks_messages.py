@@ -44,6 +44,29 @@ def _run_cell(source: str, namespace: dict, n: list[int] = [0]) -> None:  # noqa
     exec(compile(source, name, "exec"), namespace)
 
 
+# the public example of test_encoder_layer, run by the student in a cell of their own (in the
+# test cell itself, Parts 1 and 2 are the tests' own versions while encoder_layer runs)
+SCRATCH = """x = np.array([[0.0, 2.0], [4.0, 0.0]])
+d, Z, I = 2, np.zeros((2, 2)), np.eye(2)
+params = dict(W_Q=Z, W_K=Z, W_V=I, W_O=I, b_Q=np.zeros(d), b_K=np.zeros(d), b_V=np.zeros(d),
+              b_O=np.zeros(d), gamma_1=np.ones(d), beta_1=np.zeros(d), gamma_2=np.ones(d),
+              beta_2=np.zeros(d), W_1=np.zeros((d, 3)), b_1=np.zeros(3), W_2=np.zeros((3, d)),
+              b_2=np.zeros(d))
+output, weights = run(encoder_layer, x, params, 1)
+"""
+
+
+def _notebook(assignment: str, replace: dict[str, str]) -> dict:
+    """The namespace after running the notebook's given code and answers (no test cells),
+    with the answers in ``replace`` instead of the instructor's."""
+    namespace: dict = {"__name__": "__main__"}
+    _run_cell("from attn_course.checks import check_array, run", namespace)
+    for grade_id, source in _cells(assignment).items():
+        if not grade_id.startswith("test_"):
+            _run_cell(replace.get(grade_id, source), namespace)
+    return namespace
+
+
 def _notebook_until(assignment: str, test: str, replace: dict[str, str]) -> CallError:
     """Run the notebook's code cells in order, with the answers in ``replace`` instead of the
     instructor's, up to the test cell ``test``; return the CallError that cell raises."""
@@ -60,6 +83,13 @@ def _notebook_until(assignment: str, test: str, replace: dict[str, str]) -> Call
     raise AssertionError(f"no test cell {test} in {assignment}")
 
 
+def _encoder_layer_fails(replace: dict[str, str]) -> CallError:
+    namespace = _notebook("05_transformer", replace)
+    with pytest.raises(CallError) as failed:
+        _run_cell(SCRATCH, namespace)
+    return failed.value
+
+
 UNWRITTEN_LAYER_NORM = """def layer_norm(x, gamma=None, beta=None, eps=1e-5):
     # YOUR CODE HERE
     raise NotImplementedError()
@@ -74,31 +104,46 @@ FEED_FORWARD_WITHOUT_TRANSPOSE = """def feed_forward(x, W_1, b_1, W_2, b_2):
 
 
 def test_an_unwritten_helper_is_named_not_its_caller():
-    failed = _notebook_until(
-        "05_transformer", "test_encoder_layer", {"layer_norm": UNWRITTEN_LAYER_NORM}
-    )
+    failed = _encoder_layer_fails({"layer_norm": UNWRITTEN_LAYER_NORM})
     message = str(failed)
     assert "encoder_layer calls layer_norm, which is not written yet" in message, message
     assert "encoder_layer is not written yet" not in message
+    assert message.startswith("encoder_layer calls layer_norm"), message
     assert "encoder_layer was called with x of shape (2, 2)" in message
 
 
 def test_a_helper_without_return_is_named():
-    failed = _notebook_until(
-        "05_transformer", "test_encoder_layer", {"feed_forward": FEED_FORWARD_WITHOUT_RETURN}
-    )
+    failed = _encoder_layer_fails({"feed_forward": FEED_FORWARD_WITHOUT_RETURN})
     message = str(failed)
     assert "unsupported operand type(s) for +: 'float' and 'NoneType'" in message, message
     assert "the None is what feed_forward returned: does feed_forward lack a `return`?" in message
 
 
 def test_an_error_raised_in_a_helper_names_the_helper_and_its_caller():
-    failed = _notebook_until(
-        "05_transformer", "test_encoder_layer", {"feed_forward": FEED_FORWARD_WITHOUT_TRANSPOSE}
-    )
+    failed = _encoder_layer_fails({"feed_forward": FEED_FORWARD_WITHOUT_TRANSPOSE})
     message = str(failed)
     assert "ValueError raised in feed_forward (called by encoder_layer): matmul" in message, message
     assert "encoder_layer was called with x of shape (2, 2)" in message
+
+
+def test_in_a_test_cell_a_students_own_helper_is_named():
+    layer_norm = """def variance(x):
+    return np.mean((x - np.mean(x, axis=-1)) ** 2, axis=-1, keepdims=True)
+
+
+def layer_norm(x, gamma=None, beta=None, eps=1e-5):
+    out = (x - np.mean(x, axis=-1, keepdims=True)) / np.sqrt(variance(x) + eps)
+    out = out if gamma is None else gamma * out
+    return out if beta is None else out + beta
+"""
+    failed = _notebook_until("05_transformer", "test_layer_norm", {"layer_norm": layer_norm})
+    message = str(failed)
+    assert message.startswith(
+        "layer_norm([[1, 2, 3], [0, 0, 6]], eps=0) could not be computed: ValueError raised in "
+        "variance (called by layer_norm): operands could not be broadcast together"
+    ), message
+    assert "layer_norm was called with x of shape (2, 3) and eps = 0.0." in message
+    assert message.endswith("so that they broadcast against x.")
 
 
 def test_a_given_function_between_names_the_way_there():
@@ -144,9 +189,7 @@ def _frames(text: str) -> list[str]:
 
 
 def test_the_traceback_under_a_test_cell_starts_in_the_students_code():
-    failed = _notebook_until(
-        "05_transformer", "test_encoder_layer", {"feed_forward": FEED_FORWARD_WITHOUT_TRANSPOSE}
-    )
+    failed = _encoder_layer_fails({"feed_forward": FEED_FORWARD_WITHOUT_TRANSPOSE})
     text = _traceback_text(failed)
     frames = _frames(text)
     assert frames, text
@@ -155,7 +198,8 @@ def test_the_traceback_under_a_test_cell_starts_in_the_students_code():
     # checks.py shows at most its last frame, right above the message it explains
     inside = [i for i, f in enumerate(frames) if checks.__file__ in f]
     assert inside == [len(frames) - 1], text
-    assert text.rstrip().splitlines()[-1].startswith("CallError: ValueError raised in feed_forward")
+    last = text.rstrip().splitlines()[-1]
+    assert last.startswith("CallError: ValueError raised in feed_forward (called by encoder_layer)")
 
 
 def test_a_wrong_value_shows_the_test_line_then_the_message():

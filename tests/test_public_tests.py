@@ -1,9 +1,13 @@
-"""The public tests catch the classic mistake in the part where it is: an answer that is right
-for one row or one sequence, and wrong for two rows or a batch (``np.mean`` without
-``keepdims``, ``keys.T`` on a batch, ``alpha @ h``), fails its own public test cell.
+"""The tests catch a mistake in the part where it is, and only there.
 
-Runs the committed student notebooks' cells in this process (the given code, the instructor's
-answers with one part replaced, the public test cells); no kernel, no nbgrader.
+- The public tests catch the classic mistake that is right for one row or one sequence and
+  wrong for two rows or a batch (``np.mean`` without ``keepdims``, ``keys.T`` on a batch,
+  ``alpha @ h``): it fails its own public test cell.
+- A mistake in a part that a later part uses costs no points in the later part: while the
+  later part is tested, the earlier ones are the tests' own versions (public and hidden tests).
+
+Runs the committed notebooks' cells in this process (the given code, the instructor's answers
+with one part replaced, the test cells); no kernel, no nbgrader.
 """
 
 import linecache
@@ -13,16 +17,23 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from attn_course import checks
+
 ROOT = Path(__file__).resolve().parents[1]
 MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", re.M)
+HIDDEN = re.compile(r"^\s*### (BEGIN|END) HIDDEN TESTS\s*\n", re.M)
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir())
 
 
-def _cells(assignment: str) -> list[tuple[str, bool, str]]:
+def _cells(assignment: str, hidden: bool = False) -> list[tuple[str, bool, str]]:
     """(grade_id, is a test cell, source) of the student's notebook, in order, with the
-    instructor's answers filled in."""
+    instructor's answers filled in; with ``hidden``, the test cells hold the hidden tests too."""
     name = f"{assignment}/{assignment}.ipynb"
     release = nbformat.read(ROOT / "exercises" / name, as_version=4)
+    if hidden:
+        release = nbformat.read(ROOT / "solutions" / name, as_version=4)
+        for c in release.cells:
+            c.source = HIDDEN.sub("", c.source)
     source = nbformat.read(ROOT / "solutions" / name, as_version=4)
     answers = {
         c.metadata["nbgrader"]["grade_id"]: MARKERS.sub("", c.source)
@@ -38,12 +49,14 @@ def _cells(assignment: str) -> list[tuple[str, bool, str]]:
     return cells
 
 
-def _run_public_tests(assignment: str, replace: dict[str, str]) -> dict[str, str | None]:
+def _run_public_tests(
+    assignment: str, replace: dict[str, str], hidden: bool = False
+) -> dict[str, str | None]:
     """Every test cell's result, None if it passed, else its error message; the answers in
     ``replace`` stand in for the instructor's."""
     namespace: dict = {"__name__": "__main__"}
     results: dict[str, str | None] = {}
-    for n, (grade_id, is_test, source) in enumerate(_cells(assignment)):
+    for n, (grade_id, is_test, source) in enumerate(_cells(assignment, hidden)):
         source = replace.get(grade_id, source)
         filename = f"<{assignment}-cell-{n}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -227,3 +240,102 @@ def test_a_mistake_for_batches_fails_its_own_public_test(mistake, capsys):
     assignment, answer, test, code = MISTAKES[mistake]
     results = _run_public_tests(assignment, {answer: code})
     assert results[test] is not None, f"the public {test} passes {mistake}:\n{code}"
+
+
+# (assignment, the answer replaced, its test cell, the mistake): a part that a later part uses
+CASCADES = {
+    "layer_norm without keepdims": MISTAKES["layer_norm without keepdims"],
+    "feed_forward with the ReLU before b_1": (
+        "05_transformer",
+        "feed_forward",
+        "test_feed_forward",
+        """def feed_forward(x, W_1, b_1, W_2, b_2):
+    return (np.maximum(0, x @ W_1) + b_1) @ W_2 + b_2
+""",
+    ),
+    "layer_norm not written": (
+        "05_transformer",
+        "layer_norm",
+        "test_layer_norm",
+        """def layer_norm(x, gamma=None, beta=None, eps=1e-5):
+    raise NotImplementedError()
+""",
+    ),
+    "masked_softmax without keepdims": MISTAKES["masked_softmax without keepdims"],
+    "softmax without the max shift": (
+        "03_query_key_value",
+        "softmax",
+        "test_softmax",
+        """def softmax(x, axis=-1):
+    e = np.exp(x)
+    return e / np.sum(e, axis=axis, keepdims=True)
+""",
+    ),
+    "split_heads as a plain reshape": (
+        "04_self_attention",
+        "split_heads",
+        "test_split_heads",
+        """def split_heads(x, num_heads):
+    *batch, T, d = x.shape
+    return np.reshape(x, (*batch, num_heads, T, d // num_heads))
+""",
+    ),
+    "merge_heads as a plain reshape": (
+        "04_self_attention",
+        "merge_heads",
+        "test_merge_heads",
+        """def merge_heads(x):
+    *batch, h, T, d_k = x.shape
+    return np.reshape(x, (*batch, T, h * d_k))
+""",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", CASCADES)
+def test_a_mistake_costs_points_in_its_own_part_only(mistake, capsys):
+    assignment, answer, test, code = CASCADES[mistake]
+    results = _run_public_tests(assignment, {answer: code}, hidden=True)
+    assert results[test] is not None, f"{test} passes {mistake}"
+    others = {t: r for t, r in results.items() if t != test and r is not None}
+    assert not others, f"{mistake} also fails {others}"
+
+
+def _test_ids(assignment: str) -> list[str]:
+    return [grade_id for grade_id, is_test, _ in _cells(assignment) if is_test]
+
+
+@pytest.mark.parametrize(
+    ("assignment", "test"), [(a, t) for a in ASSIGNMENTS for t in _test_ids(a)]
+)
+def test_a_test_cell_needs_nothing_an_earlier_failed_one_skipped(assignment, test, capsys):
+    """A test cell that fails stops at its first failed call of the student's function, so a
+    later test cell must not need a name defined after that point (an import in its hidden
+    tests): else one mistake fails two parts. Here every other test cell fails at its first
+    call, and ``test`` must still pass."""
+    real = {"run": checks.run, "run_unchanged": checks.run_unchanged}
+
+    def fails(fn, *args, **kwargs):
+        raise AssertionError("the student's function failed")
+
+    namespace: dict = {"__name__": "__main__"}
+    for n, (grade_id, is_test, source) in enumerate(_cells(assignment, hidden=True)):
+        filename = f"<{assignment}-{n}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
+        if not is_test or grade_id == test:
+            exec(code, namespace)
+            continue
+        try:
+            checks.run = checks.run_unchanged = fails
+            for name, value in list(namespace.items()):
+                if name in real and value is real[name]:
+                    namespace[name] = fails
+            exec(code, namespace)
+        except AssertionError:
+            pass
+        finally:
+            checks.run, checks.run_unchanged = real["run"], real["run_unchanged"]
+        for name, value in list(namespace.items()):  # the real ones were imported
+            if value is fails:
+                namespace[name] = real[name]
