@@ -4,7 +4,10 @@ A test cell calls the student's function through :func:`run` and compares the
 result with an independent reference through :func:`check_array`. Every
 failure is an ``AssertionError`` whose message says in words what is wrong,
 so the student reads a sentence, not a wall of NumPy internals: a wrong value,
-and also a function that raises (the call, the input shapes and the hint).
+and also a function that raises (the call, the input shapes and the hint, and the
+function of the notebook the error came from when it is a helper the graded function
+calls). The frames of this module are hidden from the traceback Jupyter shows
+(``__tracebackhide__``), so it starts in the student's code.
 
 Two rules make grading fair both ways:
 
@@ -21,6 +24,8 @@ Two rules make grading fair both ways:
   too.
 """
 
+from __future__ import annotations
+
 import ast
 import contextlib
 import dis
@@ -29,6 +34,7 @@ import io
 import sys
 import types
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -253,10 +259,13 @@ def run(fn, *args, **kwargs):
     - If it raises, a :class:`CallError` (chained to the student's error, so the
       traceback still shows the failing line) says in words which call failed, with
       which inputs (shapes, by the student's parameter names), and the ``hint`` of
-      the check this call is an argument of.
+      the check this call is an argument of. An error raised in another function of
+      the notebook (an unwritten ``layer_norm`` that ``encoder_layer`` calls) names
+      that function, and a helper without ``return`` is named when its None fails.
     """
     if not callable(fn):
         raise AssertionError(f"expected a function, but found {type(fn).__name__}: {fn!r}")
+    __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
     name = getattr(fn, "__name__", "your function")
     forbidden = _forbidden(name)
     used = _scan(fn, forbidden)
@@ -278,7 +287,9 @@ def run(fn, *args, **kwargs):
         if isinstance(err, NotImplementedError) and msg.startswith(_SENTINEL):
             raise LibraryCallError(_message(name, msg[len(_SENTINEL) :])) from None
         what, hint = _enclosing_check(sys._getframe(1))
-        raise CallError(_call_failed(fn, args, kwargs, err, what, hint)) from err
+        message = _call_failed(fn, args, kwargs, err, what, hint, _origin(fn, err))
+        # Your function raised (the traceback above): the message below says where and why.
+        raise CallError(message) from _trimmed(err)
 
 
 # --- when the student's function raises ---------------------------------------------------
@@ -315,18 +326,123 @@ def _inputs(fn, args, kwargs) -> str:
     return parts[0] if parts else "no arguments"
 
 
-def _call_failed(fn, args, kwargs, err: Exception, what: str | None, hint: str) -> str:
+def _call_failed(
+    fn, args, kwargs, err: Exception, what: str | None, hint: str, where: _Origin | None = None
+) -> str:
     name = getattr(fn, "__name__", "your function")
     error = " ".join(str(err).split()) or "(no message)"
-    if isinstance(err, NotImplementedError) and not str(err):
+    where = where or _Origin()
+    via = f" through {', '.join(where.through)}" if where.through else ""
+    unwritten = isinstance(err, NotImplementedError) and not str(err)
+    if unwritten and where.raised_in:
+        said = (
+            f"{name} calls {where.raised_in}{via}, which is not written yet: it still raises "
+            "NotImplementedError"
+        )
+    elif unwritten:
         said = f"{name} is not written yet: it still raises NotImplementedError"
     else:
-        said = f"{name} raised {type(err).__name__}: {error}"
+        if where.raised_in:
+            said = (
+                f"{type(err).__name__} raised in {where.raised_in} (called by {name}{via}): {error}"
+            )
+        else:
+            said = f"{name} raised {type(err).__name__}: {error}"
         words = [w for key, w in _PLAIN_WORDS.items() if key in error]
         if words:
             said += f" ({words[0]})"
+        if where.returned_none:
+            helper = where.returned_none
+            said += f" (the None is what {helper} returned: does {helper} lack a `return`?)"
+    called = f"{name} was" if where.raised_in or where.returned_none else "it was"
     head = f"{what} could not be computed: " if what else ""
-    return f"{head}{said}; it was called with {_inputs(fn, args, kwargs)}. {hint}".strip()
+    return f"{head}{said}; {called} called with {_inputs(fn, args, kwargs)}. {hint}".strip()
+
+
+# --- where in the notebook the error came from ---------------------------------------------
+
+
+class _Origin(NamedTuple):
+    """The notebook function an error was raised in, if not the graded one itself: its name,
+    the notebook functions in between, and a helper that returned None to it."""
+
+    raised_in: str | None = None
+    through: tuple[str, ...] = ()
+    returned_none: str | None = None
+
+
+def _named(code: types.CodeType) -> bool:
+    return not code.co_name.startswith("<")  # not a <listcomp>, <lambda>, <module>, ...
+
+
+def _returns_nothing(fn) -> bool:
+    """Whether every ``return`` of ``fn`` returns None (a body without a ``return`` statement
+    ends in an implicit ``return None``); a function that only raises does not count."""
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE):
+        return False
+    ins = list(dis.get_instructions(code))
+    returns = [i for i, x in enumerate(ins) if x.opname in ("RETURN_VALUE", "RETURN_CONST")]
+    for i in returns:
+        if ins[i].opname == "RETURN_CONST":
+            value_is_none = ins[i].argval is None
+        else:
+            value_is_none = (
+                i > 0 and ins[i - 1].opname == "LOAD_CONST" and ins[i - 1].argval is None
+            )
+        if not value_is_none:
+            return False
+    return bool(returns)
+
+
+def _none_from(frame) -> str | None:
+    """A function of the notebook that ``frame``'s code calls and that never returns a value:
+    where the None came from when ``frame`` failed on one."""
+    glb = frame.f_globals
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            obj = glb.get(ins.argval)
+            if (
+                isinstance(obj, types.FunctionType)
+                and obj.__globals__ is glb
+                and obj.__code__ is not frame.f_code
+                and _returns_nothing(obj)
+            ):
+                return obj.__name__
+    return None
+
+
+def _origin(fn, err: Exception) -> _Origin:
+    """The innermost frame of ``err``'s traceback defined in the student's notebook (it shares
+    ``fn``'s globals) names the function the error came from: a bug in ``feed_forward`` or an
+    unwritten ``layer_norm`` is not ``encoder_layer``'s, though ``encoder_layer`` was called."""
+    glb = getattr(fn, "__globals__", None)
+    if glb is None:
+        return _Origin()
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals is glb and _named(tb.tb_frame.f_code):
+            frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if not frames:  # the call itself failed (a wrong signature): nothing ran in the notebook
+        return _Origin()
+    innermost = frames[-1]
+    none = _none_from(innermost) if "NoneType" in str(err) else None
+    if innermost.f_code is getattr(fn, "__code__", None):
+        return _Origin(returned_none=none)
+    names = [f.f_code.co_name for f in frames]
+    through = tuple(dict.fromkeys(n for n in names[1:-1] if n != names[-1]))
+    return _Origin(names[-1], through, none)
+
+
+def _trimmed(err: Exception) -> Exception:
+    """``err`` with this module's frames cut from the front of its traceback, so that the
+    traceback under a test cell starts in the student's code."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return err.with_traceback(tb) if tb is not None else err
 
 
 _SAFE_NODES = (
@@ -381,6 +497,7 @@ def _enclosing_check(frame) -> tuple[str | None, str]:
 
 def to_numpy(value, what: str = "your function") -> np.ndarray:
     """The result as a float64 NumPy array; a clear message if it is not an array at all."""
+    __tracebackhide__ = True
     if value is None:
         raise AssertionError(f"{what} returned None: did you forget the `return` statement?")
     torch = sys.modules.get("torch")
@@ -401,6 +518,7 @@ def to_numpy(value, what: str = "your function") -> np.ndarray:
 
 def check_shape(what: str, got, expected_shape: tuple[int, ...], hint: str = "") -> np.ndarray:
     """The result has the expected shape; returns it as a NumPy array."""
+    __tracebackhide__ = True
     array = to_numpy(got, what)
     expected_shape = tuple(expected_shape)
     if array.shape != expected_shape:
@@ -423,6 +541,7 @@ def check_array(
 
     The default tolerance accepts float32 arithmetic (about 7 significant digits).
     """
+    __tracebackhide__ = True
     expected = np.asarray(expected, dtype=np.float64)
     array = check_shape(what, got, expected.shape, hint)
     bad = ~np.isfinite(array) & np.isfinite(expected)
@@ -445,6 +564,7 @@ def check_array(
 
 def check_rows_sum_to_one(what: str, got, axis: int = -1, hint: str = "") -> None:
     """A probability distribution along ``axis``: non-negative and summing to 1."""
+    __tracebackhide__ = True
     array = to_numpy(got, what)
     if (array < -1e-12).any():
         raise AssertionError(f"{what} has negative entries, so it is not a distribution. {hint}")
@@ -477,6 +597,7 @@ def run_unchanged(fn, *args, **kwargs):
     A function that writes into its inputs (``x -= x.max()``, ``e[~mask] = -inf``) returns
     the right values and silently changes the caller's scores, states or weights.
     """
+    __tracebackhide__ = True
     name = getattr(fn, "__name__", "your function")
     try:
         given = inspect.signature(fn).bind(*args, **kwargs).arguments

@@ -1,5 +1,5 @@
 """Grading validity: correct alternatives get full marks, common mistakes lose their part's
-points -- through the real `attn-course grade`, one batch per assignment.
+points and no other part's -- through the real `attn-course grade`, one batch per assignment.
 
 The cases are data: tests/grading_cases/<assignment>.toml (format in the README there)."""
 
@@ -96,15 +96,22 @@ def test_case(graded, assignment, student):
     spec, rows = graded(assignment)
     row, reference = rows[student], rows["reference"]
     _, part, code, kind, _ = next(c for c in spec["cases"] if c[0] == student)
-    assert row["status"] == "graded", row["status"]
+    tests = spec["parts"][part]["tests"] if part is not None else []
+    # a mistake that never returns times out in its own test cells only; graded all the same
+    timed_out = {f"timed out in {t}" for t in tests} if kind == "mistakes" else set()
+    assert row["status"] == "graded" or row["status"] in timed_out, row["status"]
     if kind == "valid":
         assert float(row["score"]) == float(row["max_score"]), (
             f"a correct answer lost points: {row}\n{code}"
         )
         return
     # the reference has full marks, so its per-cell scores are each test cell's points
-    tests = spec["parts"][part]["tests"]
     points = sum(float(reference[t]) for t in tests)
     got = sum(float(row[t] or 0) for t in tests)
     assert points > 0, f"{tests} carry no points in the reference row: {reference}"
     assert got < points, f"the mistake kept all {points:g} points of {tests}: {row}\n{code}"
+    # ... and only there: a later part that uses this one is graded with the tests' own version
+    others = [t for p, d in spec["parts"].items() if p != part for t in d["tests"]]
+    lost = {t: f"{float(row[t] or 0):g} of {float(reference[t]):g}" for t in others}
+    lost = {t: v for t, v in lost.items() if float(row[t] or 0) < float(reference[t])}
+    assert not lost, f"the mistake in {part} also cost points in {lost}: {row}\n{code}"
