@@ -23,7 +23,13 @@ from pathlib import Path
 
 from attn_course.grading.sandbox import Sandbox, SandboxUnavailable, package_dir
 
-__all__ = ["KernelCannotImport", "PreflightHook", "check_grading", "which_package"]
+__all__ = [
+    "GradingStopped",
+    "KernelCannotImport",
+    "PreflightHook",
+    "check_grading",
+    "which_package",
+]
 
 PROBE = "import json, numpy, attn_course.checks\nprint(json.dumps(attn_course.__file__))"
 
@@ -88,11 +94,20 @@ def which_package() -> tuple[Path, Path | None]:
 _CHECKED: list[bool] = []
 
 
+class GradingStopped(SystemExit):
+    """Ends ``nbgrader autograde`` with exit status 2 and the reason. A SystemExit passes
+    nbgrader's per-submission ``except Exception`` (which would score every student 0 and go
+    on); formgrader's in-process run catches it and shows the reason in its traceback."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.code = 2
+
+
 class PreflightHook:
     """nbgrader's ``Autograde.pre_convert_hook``: :func:`check_grading` once per process,
     before the first submission is recorded. A problem is printed as one paragraph and ends
-    the command with exit status 2 (SystemExit: nbgrader's per-submission error handling
-    catches Exception, which would score every student 0 and go on)."""
+    the command with exit status 2 (:class:`GradingStopped`)."""
 
     def __init__(self, config):
         self.config = config  # nbgrader_config.py's own config, used outside an app
@@ -109,6 +124,7 @@ class PreflightHook:
         try:
             check_grading(self._app_config())
         except (SandboxUnavailable, KernelCannotImport, ValueError) as err:
-            print(f"Grading stopped before any student was scored. {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+            reason = f"Grading stopped before any student was scored. {err}"
+            print(reason, file=sys.stderr)
+            raise GradingStopped(reason) from None
         _CHECKED.append(True)

@@ -1,0 +1,145 @@
+"""Reading a student's error for :mod:`attn_course.checks`: which function of the notebook
+raised it (a helper, not only the graded function), whether a helper returned None, the
+traceback cut to the student's own code, and the check around a ``run(...)`` call whose hint
+the message repeats. A student's kernel imports it with ``attn_course.checks``; like that
+module it needs NumPy only (here: not even that)."""
+
+from __future__ import annotations
+
+import ast
+import dis
+import inspect
+import types
+from typing import NamedTuple
+
+__all__ = ["Origin", "enclosing_check", "origin", "trimmed"]
+
+
+class Origin(NamedTuple):
+    """The notebook function an error was raised in, if not the graded one itself: its name,
+    the notebook functions in between, and a helper that returned None to it."""
+
+    raised_in: str | None = None
+    through: tuple[str, ...] = ()
+    returned_none: str | None = None
+
+
+def _named(code: types.CodeType) -> bool:
+    return not code.co_name.startswith("<")  # not a <listcomp>, <lambda>, <module>, ...
+
+
+def _returns_nothing(fn) -> bool:
+    """Whether every ``return`` of ``fn`` returns None (a body without a ``return`` statement
+    ends in an implicit ``return None``); a function that only raises does not count."""
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE):
+        return False
+    ins = list(dis.get_instructions(code))
+    returns = [i for i, x in enumerate(ins) if x.opname in ("RETURN_VALUE", "RETURN_CONST")]
+    for i in returns:
+        if ins[i].opname == "RETURN_CONST":
+            value_is_none = ins[i].argval is None
+        else:
+            value_is_none = (
+                i > 0 and ins[i - 1].opname == "LOAD_CONST" and ins[i - 1].argval is None
+            )
+        if not value_is_none:
+            return False
+    return bool(returns)
+
+
+def _none_from(frame) -> str | None:
+    """A function of the notebook that ``frame``'s code calls and that never returns a value:
+    where the None came from when ``frame`` failed on one."""
+    glb = frame.f_globals
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            obj = glb.get(ins.argval)
+            if (
+                isinstance(obj, types.FunctionType)
+                and obj.__globals__ is glb
+                and obj.__code__ is not frame.f_code
+                and _returns_nothing(obj)
+            ):
+                return obj.__name__
+    return None
+
+
+def origin(fn, err: Exception) -> Origin:
+    """The innermost frame of ``err``'s traceback defined in the student's notebook (it shares
+    ``fn``'s globals) names the function the error came from: a bug in ``feed_forward`` or an
+    unwritten ``layer_norm`` is not ``encoder_layer``'s, though ``encoder_layer`` was called."""
+    glb = getattr(fn, "__globals__", None)
+    if glb is None:
+        return Origin()
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals is glb and _named(tb.tb_frame.f_code):
+            frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if not frames:  # the call itself failed (a wrong signature): nothing ran in the notebook
+        return Origin()
+    innermost = frames[-1]
+    none = _none_from(innermost) if "NoneType" in str(err) else None
+    if innermost.f_code is getattr(fn, "__code__", None):
+        return Origin(returned_none=none)
+    names = [f.f_code.co_name for f in frames]
+    through = tuple(dict.fromkeys(n for n in names[1:-1] if n != names[-1]))
+    return Origin(names[-1], through, none)
+
+
+def trimmed(err: Exception, module_file: str) -> Exception:
+    """``err`` with the frames of ``module_file`` (the checks') cut from the front of its
+    traceback, so that the traceback under a test cell starts in the student's code."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == module_file:
+        tb = tb.tb_next
+    return err.with_traceback(tb) if tb is not None else err
+
+
+_SAFE_NODES = (
+    ast.Constant,
+    ast.JoinedStr,
+    ast.FormattedValue,
+    ast.Name,
+    ast.Attribute,
+    ast.BinOp,
+    ast.Add,
+    ast.Load,
+    ast.Tuple,
+    ast.Subscript,
+)
+
+
+def enclosing_check(frame) -> tuple[str | None, str]:
+    """The description and ``hint`` of the check that encloses this ``run(...)`` call, as in
+    ``check_array("dot_score(q, K)", run(dot_score, q, K), ..., hint="...")``.
+
+    Python evaluates ``run(...)`` before the check is called, so the hint is read from the
+    test cell's source: ``executing`` finds the call node that is running in the caller's
+    frame (as IPython's tracebacks do), and the enclosing call's arguments are evaluated if
+    they are plain strings, names and f-strings (no calls, so nothing runs twice)."""
+    try:
+        import executing
+
+        node = executing.Source.executing(frame).node
+    except Exception:  # noqa: BLE001  (no source to read: the message goes without the hint)
+        return None, ""
+    check = getattr(node, "parent", None)
+    if not isinstance(check, ast.Call) or node not in check.args:
+        return None, ""
+
+    def value(expr):
+        if expr is None or not all(isinstance(n, _SAFE_NODES) for n in ast.walk(expr)):
+            return None
+        try:
+            code = compile(ast.Expression(expr), "<test cell>", "eval")
+            result = eval(code, frame.f_globals, frame.f_locals)  # noqa: S307  (checked above)
+        except Exception:  # noqa: BLE001
+            return None
+        return result if isinstance(result, str) else None
+
+    what = value(check.args[0]) if check.args and check.args[0] is not node else None
+    hint = next((value(k.value) for k in check.keywords if k.arg == "hint"), None)
+    return what, hint or ""
