@@ -203,6 +203,36 @@ def test_lms_zip_is_mapped_with_zip_collect(tmp_path):
 
 
 @pytest.mark.grading
+def test_the_lms_late_mark_is_nbgraders_late_status(tmp_path):
+    """Canvas marks a late upload `_late_` (no time): with a due date in the gradebook the
+    submission is stored just after it, so nbgrader counts it late; grades.csv says `late`."""
+    import nbformat
+    from nbgrader.api import Gradebook
+
+    course = make_course(tmp_path / "course")
+    rel, sol = release_of(course, TINY), solutions_of(course, TINY)
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    subprocess.run(
+        [str(BIN / "nbgrader"), "db", "assignment", "add", TINY, "--duedate=2027-02-28 23:59",
+         f"--db={db}"],
+        cwd=course, check=True, capture_output=True, env=_env(),
+    )  # fmt: skip
+    archive = tmp_path / "canvas.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("smithjohn_late_12345_6789012_tiny.ipynb", nbformat.writes(fill(rel, sol)))
+        zf.writestr("doejane_23456_7890123_tiny.ipynb", nbformat.writes(fill(rel, sol)))
+    proc = grade_cmd(course, TINY, archive, "--jobs", "1", "--no-feedback")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_csv(course / "graded" / TINY / "grades.csv")
+    assert rows["smithjohn"]["late"] == "yes" and rows["doejane"]["late"] == ""
+    assert "late (marked by the LMS)" in rows["smithjohn"]["status"]
+    assert rows["smithjohn"]["score"] == "3"  # nbgrader's default late penalty is none
+    with Gradebook(db) as gb:
+        assert gb.find_submission(TINY, "smithjohn").total_seconds_late > 0
+        assert gb.find_submission(TINY, "doejane").total_seconds_late == 0
+
+
+@pytest.mark.grading
 def test_grading_one_late_student_merges_into_grades_csv(three_runs):
     course, *_ = three_runs
     csv_path = course / "graded" / TINY / "grades.csv"

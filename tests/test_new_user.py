@@ -113,6 +113,20 @@ def test_the_summary_counts_students_not_statuses():
     assert re.search(r"^\s+1\s+notebook missing$", text, re.M), text
     assert re.search(r"^\s+2\s+graded$", text, re.M), text
     assert "3 students" in text
+    # in a small class the students under a heading are named (not the plainly graded)
+    assert re.search(r"^\s+1\s+notebook missing\n\s+ann$", text, re.M), text
+    assert "bob" not in text
+    assert "kernels NOT boxed" in text  # this box was resource limits only
+
+
+def test_one_submission_is_graded_by_one_worker():
+    class Box:
+        kind, uid, notes = "bwrap", 61000, []
+
+    out = io.StringIO()
+    outputs.print_summary([Result("ann", "a")], 1.0, 2, "local", Box(), {}, set(), out)
+    assert "Graded 1 submission in 1.0 s with 1 worker (" in out.getvalue()
+    assert "kernels boxed by bwrap, unprivileged uid" in out.getvalue()
 
 
 def test_one_line_for_an_unreachable_database():

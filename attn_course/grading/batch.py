@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from time import monotonic
 
@@ -83,7 +84,7 @@ def _check_submissions(path: Path) -> None:
 
 def grade(opts: GradeOptions, out=sys.stdout) -> list:
     """Grade every submission; returns the results (one per student). Raises SetupError."""
-    from attn_course.grading.collect import find_submissions
+    from attn_course.grading.collect import find_submissions, lms_pattern, marked_late
     from attn_course.grading.course import (
         find_course,
         graded_ids,
@@ -93,9 +94,11 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
     from attn_course.grading.gradebook import (
         assignment_cells,
         database_url,
+        due_date,
         ensure_course_row,
         ensure_schema,
         record_assignment,
+        set_due_date,
     )
     from attn_course.grading.outputs import check_csv_source, one_line, print_summary, write_csv
     from attn_course.grading.preflight import which_package
@@ -166,6 +169,7 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         others = graded_ids(course, source)
         ours = set(others.pop(opts.assignment, []))
         _refuse_other_notebooks(students, ours, opts)
+        late = marked_late(opts.submissions.resolve(), lms_pattern(cfg, opts.lms_regexp))
         try:
             ensure_schema(db_url)
             ensure_course_row(db_url, cfg.CourseDirectory.get("course_id", ""))
@@ -177,6 +181,12 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
         template = tmp / "template.db"
         ensure_schema(f"sqlite:///{template}")
         record_assignment(course, cfg, opts.assignment, f"sqlite:///{template}", tmp / "release2")
+        # the course gradebook's due date, in the template too: late penalties alike
+        duedate = due_date(db_url, opts.assignment)
+        if duedate is not None:
+            set_due_date(f"sqlite:///{template}", opts.assignment, duedate)
+        # a hand-in the LMS marked late, without a time of its own: just after the due date
+        late_time = str(duedate + timedelta(seconds=1)) if duedate is not None else None
         cells = assignment_cells(f"sqlite:///{template}", opts.assignment)
         gradebook = template.read_bytes()
         source_files = {
@@ -197,6 +207,8 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
                 feedback=opts.feedback,
                 keep_work=opts.keep_work,
                 prestart=i < len(students) - runner.workers,  # the last ones have no successor
+                lms_late=sid in late,
+                late_time=late_time,
             )
             for i, (sid, folder) in enumerate(students.items())
         ]

@@ -13,7 +13,13 @@ from pathlib import Path
 from attn_course.grading.errors import SetupError
 from attn_course.grading.tuning import quiet_logger
 
-__all__ = ["DEFAULT_LMS_REGEXP", "configure_collect", "find_submissions"]
+__all__ = [
+    "DEFAULT_LMS_REGEXP",
+    "configure_collect",
+    "find_submissions",
+    "lms_pattern",
+    "marked_late",
+]
 
 # How LMS downloads name a student's file (nbgrader's FileNameCollectorPlugin matches it
 # against the file's whole path). One pattern, read by `attn-course grade` and, through
@@ -27,7 +33,7 @@ DEFAULT_LMS_REGEXP = (
     r"(?:.*?/)?"  # the folders above the file (lazy: the student is in the last one or two)
     r"(?:[^/]*_(?=[^/_]+_attempt_\d))?"  # Blackboard: the assignment's title first
     r"(?P<student_id>[^/_]+)_"
-    r"(?:late_|LATE_)?"  # Canvas
+    r"(?P<late>late_|LATE_)?"  # Canvas's late mark (nbgrader ignores the group; marked_late)
     r"(?:attempt_[\d-]+_)?"  # Blackboard
     r"(?:\d{3,}_)*"  # Canvas and Moodle ids
     r"(?:assignsubmission_file_/?)?"  # Moodle, as files or as folders
@@ -73,11 +79,37 @@ def find_submissions(
             return {path.name: path / assignment}  # one student's folder: submitted/ivan
     if path.is_file() and not zipfile.is_zipfile(path):
         raise SetupError(f"SUBMISSIONS {path} is neither a folder nor a zip archive")
-    # the course's pattern (nbgrader_config.py), the one `nbgrader zip_collect` uses too
-    course_regexp = cfg.get("FileNameCollectorPlugin", {}).get("named_regexp")
-    regexp = lms_regexp or course_regexp or DEFAULT_LMS_REGEXP
+    regexp = lms_pattern(cfg, lms_regexp)
     students = _zip_collect(path, assignment, tmp, cfg, course, regexp)
     return _not_assignments(students, path, course, cfg, assignment)
+
+
+def lms_pattern(cfg, lms_regexp: str | None = None) -> str:
+    """--lms-regexp, else the course's pattern (nbgrader_config.py, the one `nbgrader
+    zip_collect` uses too), else :data:`DEFAULT_LMS_REGEXP`."""
+    course_regexp = cfg.get("FileNameCollectorPlugin", {}).get("named_regexp")
+    return lms_regexp or course_regexp or DEFAULT_LMS_REGEXP
+
+
+def marked_late(path: Path, regexp: str) -> set[str]:
+    """The students whose files in an LMS download carry the LMS's late mark (the pattern's
+    ``late`` group, Canvas's ``_late_``). nbgrader's zip_collect keeps only the names and a
+    time it can read from the file name; Canvas gives a mark, not a time."""
+    import re
+
+    if path.is_dir():
+        names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    else:
+        return set()
+    late = set()
+    for name in names:
+        m = re.match(regexp, name)
+        if m and m.groupdict().get("late") and m.groupdict().get("student_id"):
+            late.add(m["student_id"])
+    return late
 
 
 def _not_assignments(students: dict, path: Path, course: Path, cfg, assignment: str) -> dict:

@@ -19,11 +19,13 @@ __all__ = [
     "apply_verdict",
     "assignment_cells",
     "database_url",
+    "due_date",
     "ensure_course_row",
     "ensure_schema",
     "open_submission",
     "read_submission",
     "record_assignment",
+    "set_due_date",
     "source_cells",
     "write_result",
     "zero_grades",
@@ -174,6 +176,26 @@ def source_cells(db_url: str, notebook: str, assignment: str) -> dict:
 # --- one submission ---------------------------------------------------------------------
 
 
+def due_date(db_url: str, assignment: str):
+    """The assignment's due date in the gradebook (``nbgrader db assignment add --duedate``),
+    or None."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        try:
+            return gb.find_assignment(assignment).duedate
+        except MissingEntry:
+            return None
+
+
+def set_due_date(db_url: str, assignment: str, duedate) -> None:
+    """Give ``assignment`` the due date ``duedate`` in the gradebook at ``db_url``."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_assignment(assignment, duedate=duedate)
+
+
 def zero_grades(notebook) -> None:
     """Score 0 for every graded cell of a submitted notebook, as nbgrader does for a missing
     one (no manual grading asked for). The caller commits."""
@@ -258,6 +280,7 @@ def read_submission(db_url: str, assignment: str, student: str) -> dict:
             "flagged": flagged,
             "score": float(sub.score - (sub.late_submission_penalty or 0.0)),
             "max_score": float(sub.max_score),
+            "late": bool(sub.total_seconds_late > 0),
         }
 
 

@@ -40,7 +40,16 @@ def one_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-CSV_HEAD = ["student_id", "assignment", "score", "max_score", "status", "flagged", "seconds"]
+CSV_HEAD = [
+    "student_id",
+    "assignment",
+    "score",
+    "max_score",
+    "status",
+    "flagged",
+    "late",
+    "seconds",
+]
 
 
 def _source_file(path: Path) -> Path:
@@ -89,6 +98,7 @@ def write_csv(path: Path, results, gradebook: str = "") -> None:
             "max_score": f"{r.max_score:g}",
             "status": r.status_text(),
             "flagged": "yes" if r.flagged else "",
+            "late": "yes" if r.late else "",
             "seconds": f"{r.seconds:.1f}",
             **{g: per.get(g, "0") for g in grade_ids},
         }

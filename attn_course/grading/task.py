@@ -34,6 +34,8 @@ class GradingTask:
     feedback: bool = True
     prestart: bool = False  # more tasks will follow in this process: boot the next kernel
     keep_work: bool = False  # keep the work folder (its path is in the log)
+    lms_late: bool = False  # the LMS marked the hand-in late (Canvas's _late_)
+    late_time: str | None = None  # its time then, if it has none: just after the due date
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Result:
     log: str = ""  # grading.log: what happened to this submission
     host: str = ""  # where it was graded (host:pid)
     setup_error: str | None = None  # the machine cannot grade (no box): nobody is scored
+    late: bool = False  # after the due date (nbgrader's, from the time) or marked late by the LMS
 
     def status_text(self) -> str:
         return "; ".join(self.status) if self.status else "graded"

@@ -114,6 +114,11 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
             shutil.copyfile(p, target)
     if (src / "timestamp.txt").is_file():
         result.timestamp = (src / "timestamp.txt").read_text().strip() or None
+    if task.lms_late:
+        result.late = True
+        result.status.append("late (marked by the LMS)")
+        if result.timestamp is None and task.late_time:  # nbgrader's lateness needs a time
+            result.timestamp = task.late_time
 
     graded, readable = [], {}
     for stem, p in found.items():
@@ -312,6 +317,7 @@ def _grade(task: GradingTask, work: Path, result: Result, log: logging.Logger) -
         stored["max_score"],
     )
     result.flagged = result.flagged or stored["flagged"]
+    result.late = result.late or stored["late"]
 
 
 def _reason_page(task: GradingTask, name: str, status: list[str]) -> bytes:
