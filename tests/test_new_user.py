@@ -346,3 +346,22 @@ def test_the_feedback_settings_leave_the_formgrader_alone():
     assert cfg.GenerateFeedback.HTMLExporter.template_name == "attn_feedback"
     pipeline = cfg.GenerateFeedback.preprocessors
     assert HideHiddenTests in pipeline and FeedbackIndex in pipeline
+
+
+def test_the_progress_bar_names_who_was_graded_and_who_runs_long():
+    import time
+
+    from attn_course.grading.outputs import Progress
+
+    out = io.StringIO()
+    running = {"slow": 95.0, "quick": 2.0}
+    bar = Progress(3, True, lambda: running, file=out, long=30, every=0.01, mininterval=0)
+    time.sleep(0.3)
+    assert "running long: slow (95 s)" in out.getvalue() and "quick" not in out.getvalue()
+    for student in ("ann", "bob", "cy"):
+        bar.graded(student, 3, 3)
+    bar.close()
+    text = out.getvalue()
+    assert re.search(r" 1/3 \[[^\]]*ann: 3/3\]", text), text  # the count and the student agree
+    assert text.count("100%") == 1, text  # the last line is drawn once
+    assert "cy: 3/3" in text.split("100%")[1]

@@ -212,9 +212,8 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
             )
             for i, (sid, folder) in enumerate(students.items())
         ]
-        stream = runner.results(tasks, retried)
         by_student = _record_all(
-            stream, len(tasks), db_url, out_dir, autograded_root, opts.progress
+            runner, tasks, retried, db_url, out_dir, autograded_root, opts.progress
         )
     finally:
         runner.close()
@@ -284,41 +283,32 @@ def _runner(opts: GradeOptions, jobs: int):
     return LocalPool(jobs)
 
 
-def _record_all(stream, total: int, db_url: str, out_dir: Path, autograded_root: Path, progress):
-    """Write each (task, result) of ``stream`` as it arrives: gradebook row, autograded
-    notebooks, feedback, log. A student's second result (a task run twice) is ignored."""
+def _record_all(runner, tasks, retried, db_url: str, out_dir: Path, autograded_root: Path,
+                progress: bool):  # fmt: skip
+    """Write each result as the runner delivers it: gradebook row, autograded notebooks,
+    feedback, log. A student's second result (a task run twice) is ignored."""
     import warnings
 
     from nbgrader.api import Gradebook
     from sqlalchemy.exc import SAWarning
-    from tqdm import tqdm
 
     from attn_course.grading.gradebook import write_result
-    from attn_course.grading.outputs import write_files
+    from attn_course.grading.outputs import Progress, write_files
 
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's own session use
     results = {}
-    bar = tqdm(
-        total=total,
-        unit="submission",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        desc="grading",
-    )
-    with Gradebook(db_url) as gb:
-        for task, result in stream:
-            if task.student_id in results:
-                continue
-            if result.setup_error:  # a worker that cannot grade: nobody is scored by it
-                raise SetupError(result.setup_error)
-            write_result(gb, result)
-            write_files(result, out_dir / task.student_id, autograded_root)
-            results[task.student_id] = result
-            # the student just graded, shown with the count that includes them
-            bar.set_postfix_str(
-                f"{task.student_id}: {result.score:g}/{result.max_score:g}", refresh=False
-            )
-            bar.update(1)
-    bar.close()
+    bar = Progress(len(tasks), progress, runner.running)
+    try:
+        with Gradebook(db_url) as gb:
+            for task, result in runner.results(tasks, retried):
+                if task.student_id in results:
+                    continue
+                if result.setup_error:  # a worker that cannot grade: nobody is scored by it
+                    raise SetupError(result.setup_error)
+                write_result(gb, result)
+                write_files(result, out_dir / task.student_id, autograded_root)
+                results[task.student_id] = result
+                bar.graded(task.student_id, result.score, result.max_score)
+    finally:
+        bar.close()
     return results

@@ -67,6 +67,19 @@ class DaskRunner:
         self.engine = f"Dask cluster {address}"
         workers = client.scheduler_info().get("workers", {})
         self.workers = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+        self._students: dict[str, str] = {}  # task key -> student
+        self._started: dict[str, float] = {}  # task key -> when first seen processing
+
+    def running(self):
+        from time import monotonic
+
+        now = monotonic()
+        keys = {key for keys in self.client.processing().values() for key in keys}
+        return {
+            self._students[key]: now - self._started.setdefault(key, now)
+            for key in keys
+            if key in self._students
+        }
 
     def check(self, config):
         """The preflight on every worker of the cluster (each is its own machine)."""
@@ -98,6 +111,7 @@ class DaskRunner:
             ): t
             for t in tasks
         }
+        self._students = {fut.key: task.student_id for fut, task in futures.items()}
         try:
             for fut in as_completed(futures, loop=self.client.loop):
                 task = futures[fut]

@@ -160,3 +160,6 @@ def configure_feedback(c) -> None:
     exporter.template_name = TEMPLATE_NAME
     exporter.template_file = f"{TEMPLATE_NAME}.html.j2"
     exporter.extra_template_basedirs = [str(TEMPLATE_DIR), str(nbgrader_templates)]
+    # nbgrader's feedback template inlines Bootstrap (117 kB) into every file; this folder
+    # holds a small stylesheet under that name, in place of nbgrader's Bootstrap folder
+    exporter.extra_template_paths = [str(TEMPLATE_DIR / f"{TEMPLATE_NAME}_css")]

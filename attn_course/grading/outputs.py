@@ -9,7 +9,61 @@ from collections import Counter
 from pathlib import Path
 from statistics import mean, median
 
-__all__ = ["check_csv_source", "one_line", "print_summary", "write_csv", "write_files"]
+__all__ = [
+    "Progress",
+    "check_csv_source",
+    "one_line",
+    "print_summary",
+    "write_csv",
+    "write_files",
+]
+
+
+class Progress:
+    """The progress bar on stderr (tqdm): the count and an ETA, the student just graded, and,
+    while nothing finishes, the student whose notebook has been running longest once that is
+    over ``long`` seconds (``running``: student -> seconds, from the runner)."""
+
+    def __init__(self, total: int, enabled: bool = True, running=None, file=None,
+                 long: float = 30.0, every: float = 5.0, **bar):  # fmt: skip
+        import sys
+        import threading
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="submission", disable=not enabled, desc="grading",
+                        file=file or sys.stderr, dynamic_ncols=True, **bar)  # fmt: skip
+        self._running, self._long, self._every = running, long, every
+        self._stop = threading.Event()
+        self._watcher = None
+        if enabled and running is not None:
+            self._watcher = threading.Thread(target=self._watch, daemon=True)
+            self._watcher.start()
+
+    def graded(self, student: str, score: float, max_score: float) -> None:
+        # the student just graded, shown with the count that includes them
+        self.bar.set_postfix_str(f"{student}: {score:g}/{max_score:g}", refresh=False)
+        if self.bar.n + 1 < self.bar.total:
+            self.bar.update(1)
+        else:
+            self.bar.n = self.bar.total  # the last line is drawn once, by close()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                running = self._running()
+            except Exception:  # noqa: BLE001, S112  (a bar must never stop the grading)
+                continue
+            long = [(t, s) for s, t in running.items() if t >= self._long]
+            if long:
+                seconds, student = max(long)
+                self.bar.set_postfix_str(f"running long: {student} ({seconds:.0f} s)")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        self.bar.close()
 
 
 def write_files(result, feedback_dir: Path, autograded_root: Path) -> None:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from time import monotonic
 from typing import Protocol
 
 from attn_course.grading.task import GradingTask, Result, crashed
@@ -31,6 +32,10 @@ class Runner(Protocol):
     ) -> Iterator[tuple[GradingTask, Result]]:
         """Yield (task, result) once per task as they finish; ``retried`` receives the
         students whose task was started more than once (its grading process died)."""
+        ...
+
+    def running(self) -> dict[str, float]:
+        """The students whose task is running now, with its seconds so far (best effort)."""
         ...
 
     def check(self, config: dict):
@@ -80,6 +85,8 @@ class LocalPool:
 
     def __init__(self, jobs: int):
         self.workers = jobs
+        self._futures: dict = {}  # the futures of the current pool -> their task
+        self._started: dict = {}  # future -> when it was first seen running
         self.kernel_threads = max(1, (os.cpu_count() or 1) // jobs)
         self._pool: ProcessPoolExecutor | None = self._new_pool()
         for _ in range(jobs):
@@ -98,6 +105,7 @@ class LocalPool:
             broken = False
             with pool:
                 futures = {pool.submit(_grade, t): t for t in pending}
+                self._futures = futures
                 pending = []
                 remaining = set(futures)
                 while remaining and not broken:
@@ -125,6 +133,14 @@ class LocalPool:
                     for f in remaining
                     if futures[f].student_id not in done_ids and futures[f] not in pending
                 ]
+
+    def running(self):
+        now = monotonic()
+        out = {}
+        for fut, task in list(self._futures.items()):
+            if fut.running():  # taken by a process (or queued right next to one)
+                out[task.student_id] = now - self._started.setdefault(fut, now)
+        return out
 
     def check(self, config):
         return check_here(config)  # the workers are processes of this machine and environment
