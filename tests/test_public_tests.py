@@ -339,3 +339,24 @@ def test_a_test_cell_needs_nothing_an_earlier_failed_one_skipped(assignment, tes
         for name, value in list(namespace.items()):  # the real ones were imported
             if value is fails:
                 namespace[name] = real[name]
+
+
+def test_a_masked_softmax_that_calls_softmax_does_not_pay_for_softmax(capsys):
+    """A masked_softmax may call the notebook's own softmax (a valid answer); while it is
+    graded, softmax is the tests' own, so a softmax mistake costs Part 1's points only."""
+    answers = {
+        "softmax": CASCADES["softmax without the max shift"][3],
+        "masked_softmax": """def masked_softmax(x, mask, axis=-1):
+    weights = softmax(np.where(mask, x, -np.inf), axis=axis)
+    return np.where(mask, weights, 0.0)
+""",
+    }
+    results = _run_public_tests("03_query_key_value", answers, hidden=True)
+    assert results["test_softmax"] is not None  # the mistake is found where it is
+    others = {t: r for t, r in results.items() if t != "test_softmax" and r is not None}
+    assert not others, f"the softmax mistake also fails {others}"
+    # and that masked_softmax is right with a right softmax (a valid alternative)
+    right = _run_public_tests(
+        "03_query_key_value", {"masked_softmax": answers["masked_softmax"]}, hidden=True
+    )
+    assert not {t: r for t, r in right.items() if r is not None}
