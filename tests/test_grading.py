@@ -351,6 +351,7 @@ def test_one_grades_csv_per_gradebook(three_runs):
     assert read_csv(course / "graded" / TINY / "grades.csv") == rows  # untouched
     own = grade_cmd(course, TINY, base / "subs", "--db", url, "--no-feedback")
     assert own.returncode == 0, own.stderr[-3000:]
+    assert "  grading.log: " in own.stdout and "feedback" not in own.stdout  # none was made
     folder = next(p for p in (course / "graded").iterdir() if p.name.startswith(f"{TINY}@"))
     assert "gradebook" in folder.name and "grader" not in folder.name  # no user name in it
     assert set(read_csv(folder / "grades.csv")) == {*WELL_FORMED, "untouched"}  # its own rows
