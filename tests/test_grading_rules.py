@@ -153,6 +153,17 @@ def test_what_a_test_cell_is():
     assert not is_test_cell(tampered) and part_name(tampered, 4) == "cell 5"
 
 
+def test_the_grade_ids_that_tell_one_notebook_from_another():
+    from attn_course.grading.cells import grade_ids
+
+    nb = tiny_notebook()
+    expected = {"intro", "setup", "add", "test_add", "double", "test_double"}
+    assert grade_ids(nb.cells) == expected
+    assert grade_ids(json.loads(nbformat.writes(nb))["cells"]) == expected  # plain JSON dicts
+    stray = [{"cell_type": "code", "metadata": {"nbgrader": "x"}}, {"cell_type": "markdown"}]
+    assert grade_ids(stray) == set()
+
+
 def test_an_error_in_one_line():
     out = {"output_type": "error", "ename": "AssertionError", "evalue": "\x1b[0;31mbad\n  x\x1b[0m"}
     assert error_line(out) == "AssertionError: bad x"

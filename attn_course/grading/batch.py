@@ -175,7 +175,7 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
             ensure_course_row(db_url, cfg.CourseDirectory.get("course_id", ""))
         except Exception as err:  # noqa: BLE001
             raise SetupError(
-                f"cannot open the gradebook {db_url.split('@')[-1]}: {one_line(err)}"
+                f"cannot open the gradebook {gradebook_name}: {one_line(err)}"
             ) from err
         record_assignment(course, cfg, opts.assignment, db_url, tmp / "release")
         template = tmp / "template.db"
@@ -226,7 +226,7 @@ def grade(opts: GradeOptions, out=sys.stdout) -> list:
             "feedback and grading.log" if opts.feedback else "grading.log"
         ): f"{out_dir}/<student_id>/",
         "autograded notebooks": f"{autograded_root}/<student_id>/{opts.assignment}/",
-        "gradebook": db_url.split("@")[-1],
+        "gradebook": gradebook_name,
     }
     used, other = which_package()
     if other is not None:  # e.g. a course folder with its own copy of the package
@@ -244,6 +244,8 @@ def _refuse_other_notebooks(students: dict, ours: set[str], opts: GradeOptions) 
     the wrong ASSIGNMENT for this folder, or the wrong folder for this ASSIGNMENT."""
     import json
 
+    from attn_course.grading.cells import grade_ids
+
     handed, foreign = 0, []
     for sid, folder in students.items():
         books = sorted(folder.glob("*.ipynb")) if folder is not None else []
@@ -253,9 +255,7 @@ def _refuse_other_notebooks(students: dict, ours: set[str], opts: GradeOptions) 
         ids: set[str] = set()
         for book in books:
             try:
-                cells = json.loads(book.read_bytes()).get("cells", [])
-                ids |= {c["metadata"]["nbgrader"]["grade_id"] for c in cells
-                        if "grade_id" in c.get("metadata", {}).get("nbgrader", {})}  # fmt: skip
+                ids |= grade_ids(json.loads(book.read_bytes()).get("cells", []))
             except (ValueError, AttributeError, KeyError, TypeError, OSError):
                 continue  # unreadable: the worker says so for that student
         if ours and len(ids & ours) < len(ours) / 2:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["error_line", "first_error", "is_test_cell", "part_name"]
+__all__ = ["error_line", "first_error", "grade_ids", "is_test_cell", "part_name"]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -30,6 +30,18 @@ def is_test_cell(cell) -> bool:
     JSON value, so this reads it defensively."""
     meta = _nbgrader(cell)
     return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def grade_ids(cells) -> set[str]:
+    """The ``grade_id`` of every graded or locked cell among ``cells`` (notebook cells, or
+    the plain dicts of a notebook's JSON): what tells one assignment's notebook from
+    another's."""
+    ids = set()
+    for cell in cells:
+        grade_id = _nbgrader(cell).get("grade_id")
+        if isinstance(grade_id, str):
+            ids.add(grade_id)
+    return ids
 
 
 def part_name(cell, index: int) -> str:

@@ -43,6 +43,8 @@ def graded_ids(course: Path, source: str) -> dict[str, list[str]]:
     """Graded cell ids of each of the course's assignments (to recognise a wrong notebook)."""
     import nbformat
 
+    from attn_course.grading.cells import grade_ids
+
     out = {}
     for folder in sorted((course / source).iterdir()):
         if not folder.is_dir():
@@ -53,10 +55,6 @@ def graded_ids(course: Path, source: str) -> dict[str, list[str]]:
                 nb = nbformat.read(nb_path, as_version=4)
             except Exception:  # noqa: BLE001, S112
                 continue
-            ids += [
-                c.metadata["nbgrader"]["grade_id"]
-                for c in nb.cells
-                if "grade_id" in c.get("metadata", {}).get("nbgrader", {})
-            ]
+            ids += sorted(grade_ids(nb.cells))
         out[folder.name] = ids
     return out

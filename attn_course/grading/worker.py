@@ -30,6 +30,7 @@ from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
 from attn_course.grading import configure
+from attn_course.grading.cells import grade_ids
 from attn_course.grading.execute import GradingExecute
 from attn_course.grading.feedback import configure_feedback
 from attn_course.grading.gradebook import open_submission, read_submission, zero_notebook
@@ -87,15 +88,6 @@ def _duplicated_ids(path: Path) -> bool:
     return len(ids) != len(set(ids))
 
 
-def _grade_ids(nb) -> set[str]:
-    ids = set()
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
-            ids.add(meta["grade_id"])
-    return ids
-
-
 def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) -> list[str]:
     """Copy what the student handed in (unpacked in ``src``) into ``dest``: notebooks under
     their expected names, other regular files as they are. Returns the notebook names that
@@ -133,8 +125,8 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
             best, overlap = None, 0
             for stem in sorted(unclaimed):
                 cand = readable[stem][0]
-                if cand is not None and len(_grade_ids(cand) & set(ids)) > overlap:
-                    best, overlap = stem, len(_grade_ids(cand) & set(ids))
+                if cand is not None and len(grade_ids(cand.cells) & set(ids)) > overlap:
+                    best, overlap = stem, len(grade_ids(cand.cells) & set(ids))
             broken = sorted(st for st in unclaimed if readable[st][0] is None)
             if best is None and broken:  # handed in, under another name, but unreadable
                 unclaimed.discard(broken[0])
@@ -150,7 +142,7 @@ def _stage_submission(task: GradingTask, src: Path, dest: Path, result: Result) 
         if nb is None:
             result.status.append(f"not a notebook: {origin} is {why}")
             continue
-        ids_here = _grade_ids(nb)
+        ids_here = grade_ids(nb.cells)
         ours = len(ids_here & set(ids)) / max(len(ids), 1)
         theirs = {a: len(ids_here & set(o)) / max(len(o), 1) for a, o in task.others.items()}
         owner = max(theirs, key=theirs.get, default=None)
