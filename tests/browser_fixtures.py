@@ -163,6 +163,23 @@ async () => {
 }
 """
 
+# A page has settled when MathJax has typeset it and the fonts that typesetting asked
+# for have arrived: "networkidle" alone can come between the two, and leaving the page
+# then aborts the font requests, which would read as broken links.
+_SETTLE = """
+async () => {
+  const mj = window.MathJax;
+  if (mj && mj.startup && mj.startup.promise) { await mj.startup.promise; }
+  await document.fonts.ready;
+}
+"""
+
+
+def settle(page) -> None:
+    """Wait until ``page``'s math is typeset and every font it uses has loaded."""
+    page.evaluate(_SETTLE)
+
+
 _PAGE_FACTS = """
 async () => {
   const content = document.querySelector('article, main') || document.body;

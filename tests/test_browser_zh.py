@@ -13,7 +13,7 @@ import re
 
 import pytest
 from book_toc import toc_entries
-from browser_fixtures import open_context, page_problems
+from browser_fixtures import open_context, page_problems, settle
 
 pytestmark = [pytest.mark.book]
 
@@ -78,12 +78,15 @@ def test_language_switch_leads_to_the_english_page_and_back(site, browser):
     try:
         page = context.new_page()
         # each page settles before the click: leaving it earlier would abort its own
-        # requests (the favicon, say), which would read as broken links
+        # requests (the favicon, MathJax's fonts), which would read as broken links
         page.goto(site.url(f"{EDITION}/{doc}.html"), wait_until="networkidle")
+        settle(page)
         page.locator(".course-language-switch a[hreflang=en]").click()
         page.wait_for_url(site.url(f"{doc}.html"), wait_until="networkidle")
+        settle(page)
         page.locator(".course-language-switch a[hreflang=zh-CN]").click()
         page.wait_for_url(site.url(f"{EDITION}/{doc}.html"), wait_until="networkidle")
+        settle(page)
     finally:
         context.close()
     assert not visit.page_errors and not visit.failed_requests, visit
