@@ -81,7 +81,7 @@ class LocalizedFigure(PasteFigureDirective):
         dirs = [str(Path(env.srcdir, d)) for d in env.config.locale_dirs]
         catalog, _ = init_locale(dirs, language, domain)
         i18n.translate_figure(fig, catalog.gettext)  # tests/test_figures_zh.py: all translated
-        png, missing = i18n.render_png(fig)
+        png, png_metadata, missing = i18n.render_png(fig)
         for message in sorted(set(missing)):
             logger.warning(
                 f"figure {key!r} in {language}: {message}", location=(env.docname, self.lineno)
@@ -92,7 +92,9 @@ class LocalizedFigure(PasteFigureDirective):
         data = dict(english.data, **{"image/png": base64.b64encode(png).decode("ascii")})
         data.pop("image/svg+xml", None)
         glue_data = self.document["nb_renderer"].renderer.nb_client.glue_data
-        glue_data[f"{key}_{language}"] = {"data": data, "metadata": english.metadata}
+        # its own width: translated words can make the cropped figure wider or narrower
+        metadata = dict(english.metadata, **{"image/png": png_metadata})
+        glue_data[f"{key}_{language}"] = {"data": data, "metadata": metadata}
         self.arguments[0] = f"{key}_{language}"
         return super().run()
 

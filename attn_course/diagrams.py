@@ -168,15 +168,18 @@ def bahdanau_step(n: int) -> DiagramFigure:
     d.box("C_i", x_end / 2, y_C, "$C_i = \\Sigma_j\\,\\alpha_{ij} h_j$", "attention", w=1.55)
     for j in range(1, n + 1):
         d.arrow(f"alpha{j}", "C_i")
-    # The values of the weighted sum: the states h_j themselves, brought up beside the stack.
-    x_route = x_end + 0.45
-    d.arrow(
-        "h",
-        "C_i",
-        start=(x_end + 0.07, y_h),
-        via=[(x_route, y_h), (x_route, y_C)],
-        color=ROLES["encoder"],
-    )
+    # The values of the weighted sum: every state h_j, gathered on a line under the stack
+    # and brought up beside it.
+    x_route, y_bus = x_end + 0.45, y_h - BOX_H / 2 - 0.18
+    for j in range(1, n + 1):
+        x = (j - 1) * dx
+        d.arrow(
+            f"h{j}",
+            "C_i",
+            start=(x, y_h - BOX_H / 2),
+            via=[(x, y_bus), (x_route, y_bus), (x_route, y_C)],
+            color=ROLES["encoder"],
+        )
     d.box("s_i", x_end / 2, y_s, "$s_i$", "decoder", w=0.56)
     d.box("y_prev", x_end / 2 + 0.9, y_s, "$y_{i-1}$", "decoder", w=0.54)
     d.arrow("C_i", "s_i")

@@ -18,7 +18,6 @@ so nothing is shown twice in a notebook and nothing needs closing.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.path import Path
 
-from attn_course.plotting import palette
+from attn_course.plotting import DPI, palette, screen_png
 
 __all__ = [
     "BOX_H",
@@ -49,7 +48,6 @@ __all__ = [
 
 FONT_PT = 11.0  # labels
 NOTE_PT = 10.0  # shapes and notes
-DPI = 110  # the book's figure.dpi
 MAX_POSITIONS = 12  # wider than this, no diagram stays readable at book width
 
 BOX_H = 0.34  # inches
@@ -145,13 +143,12 @@ class DiagramFigure(Figure):
     parts: dict[str, Part]
     arrows: list[Arrow]
 
-    def _repr_png_(self) -> bytes:
-        """The PNG a notebook shows (and myst-nb's glue stores), cropped like the inline
-        backend's. IPython only asks the inline backend for Figures once pyplot has made
-        one; a chapter may draw a diagram before its first plot."""
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png", bbox_inches="tight")
-        return buffer.getvalue()
+    def _repr_png_(self) -> tuple[bytes, dict]:
+        """The PNG a notebook shows (and myst-nb's glue stores), as every figure of the
+        book: :func:`attn_course.plotting.screen_png`. IPython only asks the inline backend
+        for Figures once pyplot has made one; a chapter may draw a diagram before its first
+        plot."""
+        return screen_png(self)
 
 
 class Diagram:

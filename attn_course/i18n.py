@@ -16,7 +16,6 @@ the page's prose; ``make translations`` extracts them.
 """
 
 import base64
-import io
 import logging
 import pickle
 import re
@@ -148,19 +147,21 @@ class _GlyphWarnings(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def render_png(fig: Figure) -> tuple[bytes, list[str]]:
-    """The PNG of ``fig`` as IPython's inline backend renders it (tight box, the
-    figure's dpi), and every missing-glyph message matplotlib gave while drawing it."""
+def render_png(fig: Figure) -> tuple[bytes, dict, list[str]]:
+    """The PNG of ``fig`` and its display metadata as the English edition renders it
+    (:func:`attn_course.plotting.screen_png`), and every missing-glyph message matplotlib
+    gave while drawing it."""
+    from attn_course.plotting import screen_png
+
     handler = _GlyphWarnings()
     logger = logging.getLogger("matplotlib")
     logger.addHandler(handler)
-    buffer = io.BytesIO()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fig.savefig(buffer, format="png", bbox_inches="tight", dpi=fig.dpi)
+            png, metadata = screen_png(fig)
     finally:
         logger.removeHandler(handler)
     missing = [str(w.message) for w in caught if "glyph" in str(w.message).lower()]
     missing += [m for m in handler.messages if "glyph" in m.lower()]
-    return buffer.getvalue(), missing
+    return png, metadata, missing

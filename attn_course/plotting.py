@@ -11,18 +11,54 @@ with colour-vision deficiencies); lines also differ in style and marker, so
 no figure relies on colour alone.
 """
 
+import io
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-__all__ = ["as_numpy", "curves", "heatmap", "heatmaps", "palette"]
+__all__ = ["as_numpy", "book_style", "curves", "heatmap", "heatmaps", "palette", "screen_png"]
+
+# The book's figures: inches at this many CSS pixels each (the size a desktop shows),
+# drawn with PIXEL_RATIO device pixels per CSS pixel, so they stay sharp on phones and
+# high-density screens.
+DPI = 110
+PIXEL_RATIO = 2
 
 # Matrices with at most this many cells get their values written in each cell.
 ANNOTATE_MAX_CELLS = 64
 
 _LINESTYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def screen_png(fig: Figure, **savefig_kw) -> tuple[bytes, dict]:
+    """The PNG of ``fig`` as a page shows it: cropped like the inline backend's, drawn at
+    :data:`PIXEL_RATIO` × the figure's dpi, and the display metadata that shows it at its
+    1× width.
+
+    IPython's own "retina" format does the same but also fixes the height, which stretches
+    the picture when a narrow screen shrinks it to the column: only the width is given here.
+    """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", dpi=PIXEL_RATIO * fig.dpi, **savefig_kw)
+    png = buffer.getvalue()
+    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk: width, then height
+    return png, {"width": round(width / PIXEL_RATIO)}
+
+
+def book_style() -> None:
+    """The chapters' figure settings: sizes, and every Figure shown as :func:`screen_png`."""
+    plt.rcParams.update({"figure.dpi": DPI, "font.size": 10})
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        # Load the backend now: the inline backend registers its own PNG printer when
+        # loaded, which pyplot otherwise does at the first figure, over this one.
+        plt.switch_backend(plt.get_backend())
+        shell.display_formatter.formatters["image/png"].for_type(Figure, screen_png)
 
 
 def palette(n: int, cmap: str = "viridis") -> list[tuple[float, float, float, float]]:

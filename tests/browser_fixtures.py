@@ -42,11 +42,16 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
+WIDTHS = {"1280px": VIEWPORT, "375px": PHONE}  # every page is read at both
 TIMEOUT_MS = 30_000
 
 # A figure in the text must be drawn at least this many CSS pixels per inch of
 # matplotlib figure, so that a 10 pt label is at least ~9.7 px tall on screen.
 MIN_PX_PER_INCH = 70
+# A figure's pixels per pixel it is shown at, at least: sharp on high-density screens
+# (phones draw 2 to 3 device pixels per CSS pixel).
+HIDPI_RATIO = 1.5
 
 
 # --------------------------------------------------------------------------
@@ -217,8 +222,21 @@ async () => {
   const clone = content.cloneNode(true);
   const notProse = 'pre, code, script, style, textarea, mjx-container, .highlight, .cell_output';
   clone.querySelectorAll(notProse).forEach((e) => e.remove());
+  // The header's controls as a reader finds them: each visible link or button.
+  const controls = Array.from(document.querySelectorAll(
+      'header a, header button, .bd-header-article a, .bd-header-article button'))
+    .filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+    .map((e) => {
+      const r = e.getBoundingClientRect();
+      return {name: (e.getAttribute('aria-label') || e.title || e.textContent).trim().slice(0, 30),
+              left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+    }).filter((c) => c.right > c.left && c.bottom > c.top);
+  const h1 = content.querySelector('h1');
+  const r = h1 ? h1.getBoundingClientRect() : null;
   return {
     title: document.title,
+    controls, titleBox: r && {left: r.left, top: r.top, right: r.right, bottom: r.bottom},
+    pageWidth: document.documentElement.scrollWidth, windowWidth: window.innerWidth,
     images, smallPrint,
     mathElements: maths.length,
     mathUnrendered: maths.filter((m) => !m.querySelector('mjx-container'))
@@ -285,6 +303,11 @@ def page_problems(site: Site, page, visit: Visit, width: int = VIEWPORT["width"]
                 f"figure upscaled from {img['naturalWidth']} to {img['renderedWidth']:.0f} px "
                 f"(blurred): {img['attrSrc']}"
             )
+        if img["naturalWidth"] < HIDPI_RATIO * img["renderedWidth"]:
+            problems.append(
+                f"figure drawn at {img['naturalWidth'] / img['renderedWidth']:.2f}× the width "
+                f"it is shown at (blurred on high-density screens): {img['attrSrc']}"
+            )
         if img["cutOff"]:
             problems.append(f"figure cut off at {width} px: {img['attrSrc']}")
         dpi = _png_dpi(site, img["src"])
@@ -305,11 +328,29 @@ def page_problems(site: Site, page, visit: Visit, width: int = VIEWPORT["width"]
         elif img["diagram"]:
             problems.append(f"diagram without a readable dpi: {img['attrSrc']}")
 
+    problems += _layout_problems(facts, width)
     if facts["mathElements"] and not facts["mathjaxReady"]:
         problems.append(f"MathJax not loaded, {facts['mathElements']} math elements untypeset")
     problems += [f"math not typeset: {m!r}" for m in facts["mathUnrendered"]]
     problems += [f"MathJax error: {m!r}" for m in facts["mathErrors"]]
     problems += [f"raw TeX in the text: {snippet!r}" for snippet in raw_tex(facts["text"])]
+    return problems
+
+
+def _layout_problems(facts: dict, width: int) -> list[str]:
+    """The header's controls inside the screen and clear of the title; no sideways scroll."""
+    problems = []
+    for c in facts["controls"]:
+        if c["left"] < -0.5 or c["top"] < -0.5 or c["right"] > facts["windowWidth"] + 0.5:
+            problems.append(
+                f"header control {c['name']!r} outside the screen at {width} px "
+                f"(left {c['left']:.0f}, top {c['top']:.0f}, right {c['right']:.0f})"
+            )
+        t = facts["titleBox"]
+        if t and c["bottom"] > t["top"] + 0.5 and c["left"] < t["right"] and c["right"] > t["left"]:
+            problems.append(f"header control {c['name']!r} overlaps the page title at {width} px")
+    if facts["pageWidth"] > facts["windowWidth"] + 1:
+        problems.append(f"the page scrolls sideways at {width} px: {facts['pageWidth']} px wide")
     return problems
 
 

@@ -33,12 +33,10 @@ from pathlib import Path
 
 import pytest
 from book_toc import toc_entries
-from browser_fixtures import VIEWPORT, open_context, page_problems, raw_tex, serve
+from browser_fixtures import PHONE, VIEWPORT, WIDTHS, open_context, page_problems, raw_tex, serve
 
 pytestmark = [pytest.mark.book]
 
-PHONE = {"width": 375, "height": 812}
-WIDTHS = {"1280px": VIEWPORT, "375px": PHONE}
 
 # The chapters that picture their models, and how many diagrams each shows at least.
 DIAGRAMS = {
@@ -69,7 +67,8 @@ _BOOK_LAYOUT = "<style>article { width: 730px } img { max-width: 100% }</style>"
 
 BROKEN_PAGE = r"""<!DOCTYPE html><html><head><title>broken</title>{layout}
 <script src="http://127.0.0.2:9/cdn/lib.js"></script></head>
-<body><article>
+<body><header><a href="#" style="position: absolute; top: -20px">Elsewhere</a></header>
+<article>
 <p>Display math left raw: $$x^2$$ and an inline one \(a_i\), and $b_j$.</p>
 <span class="math">\(y\)</span>
 <img src="missing.png" alt="a picture that is not there">
@@ -81,14 +80,17 @@ BROKEN_PAGE = r"""<!DOCTYPE html><html><head><title>broken</title>{layout}
 <figure class="diagram"><img src="diagram.png" alt="a diagram drawn 7 inches wide"></figure>
 <script>window.callSomethingUndefined();</script>
 <script>console.error("something went wrong");</script>
+<h1>A title</h1>
 </article></body></html>
 """
 
 CLEAN_PAGE = """<!DOCTYPE html><html><head><title>clean</title>
 <link rel="icon" href="data:,">{layout}</head>
-<body><article><p>Prices in $ stay prose.</p><pre>$$ \\alpha in code is fine $$</pre>
-<img src="plot.png" alt="a small test figure">
-<figure class="diagram"><img src="small_diagram.png" alt="a diagram 2 inches wide"></figure>
+<body><header><a href="#">Home</a></header>
+<article><h1>Clean</h1><p>Prices in $ stay prose.</p><pre>$$ \\alpha in code is fine $$</pre>
+<img src="plot2x.png" width="70" alt="a small test figure">
+<figure class="diagram"><img src="small_diagram.png" width="240" alt="a diagram 2 inches wide">
+</figure>
 </article></body></html>
 """
 
@@ -97,12 +99,15 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
     from PIL import Image
 
     Image.new("RGB", (70, 35), "white").save(tmp_path / "plot.png", dpi=(100, 100))
+    # the same 0.7 in drawn for high-density screens: twice the pixels, at twice the dpi
+    Image.new("RGB", (140, 70), "white").save(tmp_path / "plot2x.png", dpi=(200, 200))
     Image.new("RGB", (2000, 500), "white").save(tmp_path / "huge.png", dpi=(100, 100))
     Image.new("RGB", (400, 50), "white").save(tmp_path / "wide.png", dpi=(100, 100))
     # 7 in drawn in at most 700 px: 10 pt labels under 14 px, below the page's 16 px prose.
     Image.new("RGB", (700, 300), "white").save(tmp_path / "diagram.png", dpi=(100, 100))
-    # 2 in at 120 dpi: 10 pt labels are 16.7 px, over the clean page's small print.
-    Image.new("RGB", (240, 120), "white").save(tmp_path / "small_diagram.png", dpi=(120, 120))
+    # 2 in at 240 dpi, shown 240 px wide: 10 pt labels are 16.7 px, over the clean page's
+    # small print, and drawn at twice the shown width
+    Image.new("RGB", (480, 240), "white").save(tmp_path / "small_diagram.png", dpi=(240, 240))
     (tmp_path / "broken.html").write_text(BROKEN_PAGE.replace("{layout}", _BOOK_LAYOUT))
     (tmp_path / "clean.html").write_text(CLEAN_PAGE.replace("{layout}", _BOOK_LAYOUT))
     server, site = serve(tmp_path)
@@ -111,6 +116,12 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
         page = context.new_page()
         page.goto(site.url("broken.html"), wait_until="load")
         problems = "\n".join(page_problems(site, page, visit))
+        context.close()
+
+        context, visit = open_context(browser, site, viewport=PHONE)
+        page = context.new_page()
+        page.goto(site.url("broken.html"), wait_until="load")
+        phone_problems = "\n".join(page_problems(site, page, visit, PHONE["width"]))
         context.close()
 
         context, visit = open_context(browser, site)
@@ -132,6 +143,9 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
         "figure shrunk to",
         "figure upscaled from 70 to 300 px (blurred): plot.png",
         "figure cut off at 1280 px: wide.png",
+        "figure drawn at 1.00× the width it is shown at (blurred on high-density screens): "
+        "plot.png",
+        "header control 'Elsewhere' outside the screen at 1280 px (left 8, top -20",
         "px at 1280 px, smaller than the page's small print (16.0 px): diagram.png",
         "MathJax not loaded, 1 math elements untypeset",
         "math not typeset: '\\\\(y\\\\)'",
@@ -139,6 +153,8 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
     ]:
         assert expected in problems, f"the checks missed {expected!r}; they found:\n{problems}"
     assert clean_problems == [], clean_problems
+    # the book layout's 730 px column is wider than a phone
+    assert "the page scrolls sideways at 375 px: " in phone_problems, phone_problems
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 The checks of tests/browser_fixtures.py (as in tests/test_browser.py) run on every page
 of ``_build/html/zh/``: nothing requested from outside the book, no JavaScript error,
-every image loaded with alt text, math typeset, no raw TeX. And the page is actually
+every image loaded with alt text, math typeset, no raw TeX, at book width and on a
+375 px phone. And the page is actually
 Chinese: its title and most of its prose are CJK text. The whole ``_build/html`` is
 served, so the language switch can be followed to the English page and back.
 """
@@ -13,7 +14,7 @@ import re
 
 import pytest
 from book_toc import toc_entries
-from browser_fixtures import open_context, page_problems, settle
+from browser_fixtures import VIEWPORT, WIDTHS, open_context, page_problems, settle
 
 pytestmark = [pytest.mark.book]
 
@@ -48,16 +49,19 @@ def test_cjk_share_tells_chinese_from_english():
     assert cjk_share("Self-attention lets every token attend to the whole 序列") < MIN_CJK_SHARE
 
 
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("doc", PAGES)
-def test_chinese_page_reads_well(doc, site, browser, book_html):
-    context, visit = open_context(browser, site)
+def test_chinese_page_reads_well(doc, width, site, browser, book_html):
+    viewport = WIDTHS[width]
+    context, visit = open_context(browser, site, viewport)
     try:
         page = context.new_page()
         page.goto(site.url(f"{EDITION}/{doc}.html"), wait_until="load")
         page.wait_for_load_state("networkidle")
-        problems = page_problems(site, page, visit)
+        problems = page_problems(site, page, visit, viewport["width"])
         prose = page.evaluate(_PROSE)
-        shot = book_html.parent / "screenshots-zh" / f"{doc.replace('/', '_')}.png"
+        suffix = "" if viewport is VIEWPORT else f"_{width}"
+        shot = book_html.parent / "screenshots-zh" / f"{doc.replace('/', '_')}{suffix}.png"
         shot.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
     finally:
@@ -69,7 +73,7 @@ def test_chinese_page_reads_well(doc, site, browser, book_html):
     share = cjk_share(prose["text"])
     if share < MIN_CJK_SHARE and doc not in BILINGUAL:
         problems.append(f"prose only {share:.0%} CJK: {' '.join(prose['text'].split())[:200]!r}")
-    assert not problems, f"{EDITION}/{doc}.html:\n" + "\n".join(problems)
+    assert not problems, f"{EDITION}/{doc}.html at {width}:\n" + "\n".join(problems)
 
 
 def test_language_switch_leads_to_the_english_page_and_back(site, browser):

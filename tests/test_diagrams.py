@@ -148,7 +148,9 @@ def test_bahdanau_step_scores_every_state():
         assert {("s_prev", f"e{j}") for j in range(1, n + 1)} <= pairs
         assert {(f"h{j}", f"e{j}") for j in range(1, n + 1)} <= pairs
         assert {(f"alpha{j}", "C_i") for j in range(1, n + 1)} <= pairs
-        assert {("C_i", "s_i"), ("s_prev", "s_i"), ("y_prev", "s_i"), ("h", "C_i")} <= pairs
+        # the values: every h_j reaches C_i, not the stack's last state alone
+        assert {(f"h{j}", "C_i") for j in range(1, n + 1)} <= pairs
+        assert {("C_i", "s_i"), ("s_prev", "s_i"), ("y_prev", "s_i")} <= pairs
         assert f"e{n + 1}" not in fig.parts
         assert f"n = {n} encoder states" in fig.alt_text
 
@@ -251,16 +253,19 @@ def test_figure_glues_and_writes_a_myst_figure_with_the_alt_text(capsys):
 
 def test_a_diagram_displays_as_png_without_pyplot():
     """IPython's own PNG formatter, with no inline backend configured (as in a chapter that
-    draws a diagram before its first plot), still gets the cropped PNG at the book's dpi."""
+    draws a diagram before its first plot), still gets the cropped PNG, drawn at twice the
+    book's dpi and shown at the width its inches take at the book's dpi."""
     import io
 
     from IPython.core.formatters import PNGFormatter
     from PIL import Image
 
     fig = diagrams.self_attention(3)
-    png = PNGFormatter()(fig)
-    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
+    png, metadata = PNGFormatter()(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(io.BytesIO(png)) as image:
-        assert round(image.info["dpi"][0]) == drawing.DPI
-        width_in = image.width / drawing.DPI
+        assert round(image.info["dpi"][0]) == 2 * drawing.DPI
+        width_in = image.width / (2 * drawing.DPI)
     assert abs(width_in - (fig.get_size_inches()[0] + 0.2)) < 0.1  # + savefig's 0.1 in pads
+    assert set(metadata) == {"width"}  # no height: a narrow screen keeps the proportions
+    assert abs(metadata["width"] - width_in * drawing.DPI) <= 1

@@ -33,13 +33,13 @@ def _labelled_figure(label: str):
 
 def test_missing_glyphs_are_caught():
     fig = _labelled_figure("注意力")  # drawn in DejaVu Sans, which has no CJK glyphs
-    _, missing = i18n.render_png(fig)
+    *_, missing = i18n.render_png(fig)
     plt.close(fig)
     assert any("glyph" in m.lower() for m in missing), missing
     # mathtext reports its own missing glyphs through logging, not warnings
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.set_xlabel("输入 $x_j$")
-    _, missing = i18n.render_png(fig)
+    *_, missing = i18n.render_png(fig)
     plt.close(fig)
     assert any("does not have a glyph" in m for m in missing), missing
 
@@ -48,7 +48,7 @@ def test_translated_words_use_the_cjk_font():
     fig = _labelled_figure("attention weight")
     words = {"attention weight": "注意力权重", "attention weight $x_j$": "注意力权重 $x_j$"}
     untranslated = i18n.translate_figure(fig, lambda s: words.get(s, s))
-    _, missing = i18n.render_png(fig)
+    *_, missing = i18n.render_png(fig)
     texts = [t.get_text() for t in i18n.figure_words(fig)]
     plt.close(fig)
     assert untranslated == []
@@ -108,7 +108,7 @@ def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):
         words = [t.get_text() for t in i18n.figure_words(fig)]
         untranslated = [w for w in words if translation(w) is None]
         i18n.translate_figure(fig, lambda w: translation(w) or w)
-        _, missing = i18n.render_png(fig)
+        *_, missing = i18n.render_png(fig)
         plt.close(fig)
         problems += [f"{key}: untranslated: {w!r}" for w in untranslated]
         problems += [f"{key}: {m}" for m in sorted(set(missing))]
