@@ -6,6 +6,7 @@ extents), not on the numbers the drawing code used."""
 
 import itertools
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -33,6 +34,10 @@ CASES = {
     "mha_4": lambda: diagrams.multi_head_attention(n=10, d=512, heads=4),
     "mha_1": lambda: diagrams.multi_head_attention(n=3, d=4, heads=1),
     "layer": lambda: diagrams.encoder_layer(n=6, d=8, heads=2, d_ff=32),
+    "decoder_layer": lambda: diagrams.decoder_layer(m=5, n=6, d=8, heads=2, d_ff=32),
+    "decoder_layer_512": lambda: diagrams.decoder_layer(m=12, n=12, d=512, heads=8, d_ff=2048),
+    "transformer": lambda: diagrams.transformer(layers=1, d=64, heads=4, d_ff=128, vocab=13),
+    "transformer_paper": lambda: diagrams.transformer(6, 512, 8, 2048, 37000),
 }
 
 
@@ -217,6 +222,30 @@ def test_encoder_layer_has_a_residual_around_each_sublayer():
     assert "d_ff = 32" in fig.alt_text and "2 heads" in fig.alt_text
 
 
+def test_decoder_layer_attends_to_the_encoder_between_its_two_other_sublayers():
+    fig = diagrams.decoder_layer(m=5, n=6, d=8, heads=2, d_ff=32)
+    pairs = Counter((a.src, a.dst) for a in fig.arrows)
+    main = ["Y", "self", "norm1", "cross", "norm2", "ffn", "norm3", "out"]
+    residuals = [("Y", "norm1"), ("norm1", "norm2"), ("norm2", "norm3")]  # one per sublayer
+    # the main path once, H into cross-attention only (its keys and values), the residuals
+    assert pairs == Counter([*itertools.pairwise(main), ("H", "cross"), *residuals])
+    for words in ("(5, 8)", "(6, 8)", "d_ff = 32", "2 heads", "keys and values from the encoder"):
+        assert words in fig.alt_text, words
+
+
+def test_transformer_wires_h_into_the_decoder_and_ends_in_a_softmax():
+    fig = diagrams.transformer(layers=2, d=64, heads=4, d_ff=128, vocab=13)
+    pairs = {(a.src, a.dst) for a in fig.arrows}
+    assert {("src", "emb_enc"), ("emb_enc", "encoder"), ("encoder", "decoder")} <= pairs
+    assert {("tgt", "emb_dec"), ("emb_dec", "decoder"), ("decoder", "linear")} <= pairs
+    assert {("linear", "softmax"), ("softmax", "probs")} <= pairs
+    assert not {p for p in pairs if p[1] in ("src", "tgt")}  # the tokens are inputs only
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert sum("\n× 2\n" in t for t in texts) == 2 and "linear\n64 → 13" in texts
+    for words in ("2 encoder layer(s)", "4 heads", "d_ff = 128", "the 13 words", "d = 64"):
+        assert words in fig.alt_text, words
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -227,6 +256,9 @@ def test_encoder_layer_has_a_residual_around_each_sublayer():
         (lambda: diagrams.query_key_value(3, weights=[0.5, 0.5]), r"shape \(3,\) for n = 3"),
         (lambda: diagrams.multi_head_attention(6, 8, 3), "d = 8 must be divisible by heads = 3"),
         (lambda: diagrams.encoder_layer(6, 8, 2, True), "d_ff must be a positive integer"),
+        (lambda: diagrams.decoder_layer(13, 6, 8, 2, 32), "m = 13 positions do not fit"),
+        (lambda: diagrams.decoder_layer(5, 6, 8, 3, 32), "d = 8 must be divisible by heads = 3"),
+        (lambda: diagrams.transformer(0, 64, 4, 128, 13), "layers must be a positive integer"),
     ],
 )
 def test_bad_sizes_are_refused_in_words(call, message):

@@ -159,7 +159,11 @@ def page_invariants(html: str) -> dict[str, Counter]:
     return {
         "glued values": Counter(e.get_text(strip=True) for e in article.select(".pasted-text")),
         "math": Counter(" ".join(e.get_text().split()) for e in article.select(".math")),
-        "cross-references": Counter(a.get("href") for a in article.select("a.reference.internal")),
+        # (a figure drawn larger than shown links to its full-size image, which each edition
+        # draws in its own language: not a cross-reference)
+        "cross-references": Counter(
+            a.get("href") for a in article.select("a.reference.internal:not(.image-reference)")
+        ),
         "figures": Counter(len(f.select("img")) for f in article.select("figure")),
     }
 
