@@ -10,12 +10,21 @@ in its own kernel, in its own folder as the build would run it). Each one lands 
 nothing. A chapter that is already cached is not run again. A chapter that fails is reported
 with its traceback, and the exit status is 1.
 
+jupyter-cache knows a chapter by its own code only, and Sphinx re-reads a page only when its
+source changes: after a change to ``attn_course`` (a diagram, a model) both would keep showing
+the old outputs. So the package's code is fingerprinted (``library_fingerprint``); when it
+changed since the last run, the cache and the builds' doctrees are cleared and every chapter
+runs again (trained models are kept: ``attn_course.experiments.length`` keys them on the code
+they depend on).
+
 The longest chapters are queued first, so the short ones fill the other core; Chapter 5,
 which reuses Chapter 2's trained models (see ``attn_course.experiments.length``), is queued
 last, so it finds them trained rather than waiting for them.
 """
 
+import hashlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -26,6 +35,7 @@ from jupyter_cache.executors import load_executor
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "_build" / ".jupyter_cache"
+FINGERPRINT = ROOT / "_build" / "library.sha256"  # of the package the last run executed with
 READER = {"type": "plugin", "name": "myst_nb_md"}  # what myst-nb records for a MyST notebook
 # Queue order for a fresh cache: longest first, the chapter that reuses Chapter 2's runs last.
 FIRST = ["book/02_attention", "book/01_encoder_decoder", "book/04_self_attention"]
@@ -45,9 +55,37 @@ def notebooks() -> list[Path]:
     return [ROOT / f"{f}.md" for f in order if is_notebook(ROOT / f"{f}.md")]
 
 
+def library_fingerprint(package: Path = ROOT / "attn_course") -> str:
+    """A hash of the package code the chapters run: every module but the grader's."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] == "grading":
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def forget_if_library_changed(logger) -> None:
+    """Clear the execution cache and every doctree when the package changed since the last
+    run (see the module docstring)."""
+    now = library_fingerprint()
+    before = FINGERPRINT.read_text().strip() if FINGERPRINT.is_file() else None
+    if before == now:
+        return
+    if before is not None:
+        logger.info("attn_course changed since the last build: every chapter runs again")
+    get_cache(str(CACHE)).clear_cache()
+    for doctrees in ROOT.glob("_build/.doctrees*"):
+        shutil.rmtree(doctrees)
+    FINGERPRINT.parent.mkdir(parents=True, exist_ok=True)
+    FINGERPRINT.write_text(now + "\n")
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logger = logging.getLogger("execute_book")
+    forget_if_library_changed(logger)
     cache = get_cache(str(CACHE))
     records = [cache.add_nb_to_project(str(path), read_data=READER) for path in notebooks()]
     pks = [r.pk for r in records]
