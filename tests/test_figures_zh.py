@@ -4,7 +4,8 @@ Each figure the chapters glued (``attn_course.i18n.glue_figure``) is taken from 
 execution cache the English build filled, its words are translated through the page's
 Chinese catalog, as the Chinese build does, and it is rendered: matplotlib must report
 no missing glyph (its warnings for text, its log for mathtext), and no word may stay
-English. The detection itself is first tried on a figure drawn without the CJK font.
+English. A diagram's translated labels must still fit their boxes. The detection itself is
+first tried on a figure drawn without the CJK font, and on a label made too long.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 from babel.messages.pofile import read_po
 from book_toc import toc_entries
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from attn_course import i18n
 
@@ -89,6 +92,39 @@ def _cached_figures(doc: str):
     return found
 
 
+def _overflowing_labels(fig) -> list[str]:
+    """The labels of a diagram (a figure with ``parts``) wider or taller than their box."""
+    if not hasattr(fig, "parts"):
+        return []
+    FigureCanvasAgg(fig)  # an unpickled figure has no canvas that measures text
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    to_inches = ax.transData.inverted()
+    tol = 0.01  # inches
+    found = []
+    for text in ax.texts:
+        for part in fig.parts.values():
+            if part.group or not np.allclose(text.get_position(), (part.x, part.y)):
+                continue
+            (x0, y0), (x1, y1) = to_inches.transform(text.get_window_extent(renderer))
+            if x0 < part.left - tol or x1 > part.right + tol:
+                found.append(f"{text.get_text()!r} is wider than its box {part.name!r}")
+            if y0 < part.bottom - tol or y1 > part.top + tol:
+                found.append(f"{text.get_text()!r} is taller than its box {part.name!r}")
+    return found
+
+
+def test_a_label_too_long_for_its_box_is_found():
+    from attn_course import diagrams
+
+    fig = diagrams.encoder_layer(n=6, d=8, heads=2, d_ff=32)
+    assert _overflowing_labels(fig) == []
+    i18n.translate_figure(
+        fig, lambda w: "相加并归一化然后再相加并归一化" if w == "add & norm" else w
+    )
+    assert "is wider than its box 'norm1'" in "\n".join(_overflowing_labels(fig))
+
+
 @pytest.mark.book
 @pytest.mark.parametrize("doc", PAGES)
 def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):
@@ -109,6 +145,7 @@ def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):
         untranslated = [w for w in words if translation(w) is None]
         i18n.translate_figure(fig, lambda w: translation(w) or w)
         *_, missing = i18n.render_png(fig)
+        problems += [f"{key}: {overflow}" for overflow in _overflowing_labels(fig)]
         plt.close(fig)
         problems += [f"{key}: untranslated: {w!r}" for w in untranslated]
         problems += [f"{key}: {m}" for m in sorted(set(missing))]

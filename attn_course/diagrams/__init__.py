@@ -42,7 +42,8 @@ MIN_FONT_PT = NOTE_PT
 
 
 def figure(name: str, fig: DiagramFigure, caption: str):
-    """Show a diagram in a chapter: glue it and return a MyST figure with its alt text.
+    """Show a diagram in a chapter: glue it (as :func:`attn_course.i18n.glue_figure` does, so
+    each edition draws it in its own language) and return a MyST figure with its alt text.
 
     The code cell needs the metadata ``mystnb: {markdown_format: myst}`` so that the returned
     Markdown is read as MyST. (myst-nb takes alt text only from a directive or from fixed
@@ -50,9 +51,10 @@ def figure(name: str, fig: DiagramFigure, caption: str):
     text reaches the page.) ``name`` is the glue key and the figure's label for ``{ref}``.
     """
     from IPython.display import Markdown
-    from myst_nb import glue
 
-    glue(name, fig, display=False)
+    from attn_course.i18n import glue_figure
+
+    glue_figure(name, fig)  # with its pickle: a translated edition redraws it in its words
     return Markdown(
         f"```{{glue:figure}} {name}\n:alt: {fig.alt_text}\n:name: {name}\n"
         f":figclass: diagram\n\n{caption.strip()}\n```"
