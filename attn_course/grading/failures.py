@@ -23,17 +23,18 @@ from attn_course.grading.cells import ANSI
 __all__ = ["Failure", "cell_failure", "failed_line", "hidden_lines", "signature"]
 
 _WHAT = r"(?P<what>.+?)"
+_CALL = r"(?:(?P<what>.+?) could not be computed: )?"  # run() outside a check: no head
 # (kind, pattern over the message, the groups that make its structure); first match wins
 _TEMPLATES = [
-    ("helper not written", _WHAT + r" could not be computed: (?P<name>\S+) calls "
+    ("helper not written", _CALL + r"(?P<name>\S+) calls "
      r"(?P<helper>\S+).*?which is not written yet", ("what", "name", "helper")),
-    ("not written", _WHAT + r" could not be computed: (?P<name>\S+) is not written yet",
+    ("not written", _CALL + r"(?P<name>\S+) is not written yet",
      ("what", "name")),
-    ("raised in a helper", _WHAT + r" could not be computed: (?P<error>\w+) raised in "
+    ("raised in a helper", _CALL + r"(?P<error>\w+) raised in "
      r"(?P<helper>\S+) \(called by (?P<name>[^\s)]+).*?; \S+ was called with "
      r"(?P<inputs>.+?)\.(?: |$)",
      ("what", "error", "helper", "name", "inputs")),
-    ("raised", _WHAT + r" could not be computed: (?P<name>\S+) raised (?P<error>\w+):.*?; "
+    ("raised", _CALL + r"(?P<name>\S+) raised (?P<error>\w+):.*?; "
      r"it was called with (?P<inputs>.+?)\.(?: |$)", ("what", "name", "error", "inputs")),
     ("wrong shape", _WHAT + r" has shape (?P<got>\([^)]*\)), but it should have shape "
      r"(?P<expected>\([^)]*\))", ("what", "got", "expected")),
