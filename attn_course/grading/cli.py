@@ -5,7 +5,8 @@ Subcommands (``attn-course SUBCOMMAND --help`` for each):
 - ``grade``: grade a whole class's submissions of one assignment in parallel, boxed
   (:mod:`attn_course.grading.batch`);
 - ``check``: a student's self-check of one notebook before handing it in
-  (:mod:`attn_course.grading.selfcheck`).
+  (:mod:`attn_course.grading.selfcheck`);
+- ``report``: a graded class's report (:mod:`attn_course.grading.report`).
 
 A new subcommand is a function ``_add_NAME(subparsers)`` that registers its parser
 with ``set_defaults(func=...)``; :func:`main` dispatches on it.
