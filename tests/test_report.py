@@ -11,7 +11,20 @@ import subprocess
 import numpy as np
 import pytest
 from browser_fixtures import open_context, serve
-from grading_fixtures import ATTN_COURSE, TINY, read_csv
+from grading_fixtures import (
+    ATTN_COURSE,
+    BIN,
+    TINY,
+    WRONG_ADD,
+    fill,
+    grade_cmd,
+    make_course,
+    postgres_url,  # noqa: F401  (a fixture)
+    read_csv,
+    release_of,
+    solutions_of,
+    write_submission,
+)
 
 from attn_course import checks
 from attn_course.grading import nbgrader_env
@@ -132,6 +145,67 @@ def test_an_unknown_assignment_is_a_clear_error(graded_class):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "no assignment 'nosuch'" in proc.stderr and "tiny" in proc.stderr
+
+
+# --- the same class through both grading paths, into SQLite and PostgreSQL -----------------
+
+# passes test_add's public check (scalars) and fails its hidden one (arrays): float() of an array
+SCALARS_ONLY = "def add(a, b):\n    return float(a) + float(b)"
+
+
+@pytest.fixture(scope="session")
+def two_paths(tmp_path_factory, postgres_url):  # noqa: F811
+    """Two students graded by plain `nbgrader autograde` (the course's plugin on, SQLite)
+    and by `attn-course grade --db postgresql://...`; each path's report.json."""
+    base = tmp_path_factory.mktemp("two-paths")
+    plain = make_course(base / "plain")
+    with (plain / "nbgrader_config.py").open("a") as fh:
+        fh.write("from attn_course.grading import configure\nconfigure(c)\n")
+    release, sol = release_of(plain, TINY), solutions_of(plain, TINY)
+    for student, add in (("wrong_add", WRONG_ADD), ("scalars_only", SCALARS_ONLY)):
+        write_submission(plain / "submitted", student, TINY, fill(release, {**sol, "add": add}))
+    for cmd in (["generate_assignment", TINY, "--force"], ["autograde", TINY]):
+        subprocess.run([str(BIN / "nbgrader"), *cmd], cwd=plain, check=True,
+                       capture_output=True, env=nbgrader_env(), timeout=600)  # fmt: skip
+    # the same course graded again, into PostgreSQL (its files go beside its own grades.csv)
+    proc = grade_cmd(plain, TINY, plain / "submitted", "--jobs", "2", "--db", postgres_url,
+                     "--no-feedback")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = {}
+    for name, extra in (("plain", []), ("postgres", ["--db", postgres_url])):
+        out = base / f"{name}-report"
+        proc = subprocess.run(
+            [str(ATTN_COURSE), "report", TINY, "--out", str(out), *extra],
+            cwd=plain, capture_output=True, text=True, env=nbgrader_env(), timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        reports[name] = json.loads((out / "report.json").read_text())
+    return reports
+
+
+@pytest.mark.grading
+def test_both_grading_paths_and_databases_give_the_same_report(two_paths):
+    plain, pg = two_paths["plain"], two_paths["postgres"]
+    assert pg["gradebook"].startswith("127.0.0.1") and plain["gradebook"].startswith("sqlite")
+    scores = {s: d["score"] for s, d in plain["students"].items()}
+    assert scores == {"wrong_add": 1.0, "scalars_only": 1.0}
+    assert {s: d["score"] for s, d in pg["students"].items()} == scores
+    for key in ("cells", "failures", "hidden"):
+        assert plain[key] == pg[key], key
+
+
+@pytest.mark.grading
+def test_a_hidden_test_that_fails_a_public_passer_is_reported(two_paths):
+    data = two_paths["plain"]
+    assert data["hidden"] == {"test_add": ["scalars_only"]}
+    groups = {g["title"]: g for g in data["failures"]["test_add"]}
+    assert groups["wrong values: what add(1, 2)"]["students"] == ["wrong_add"]
+    raised = [g for g in groups.values() if g["students"] == ["scalars_only"]]
+    assert len(raised) == 1 and raised[0]["hidden"] == 1
+    assert raised[0]["title"] == (
+        "raised: what add of arrays, name add, error TypeError, "
+        "inputs a of shape (3,) and b of shape (3,)"
+    )
 
 
 # --- reading one failure (no kernel): the messages checks.py raises --------------------------

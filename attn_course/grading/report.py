@@ -67,11 +67,11 @@ def _locations(opts: ReportOptions):
     graded = course / "graded" / opts.assignment  # where `attn-course grade` writes
     if db_url != course_db:
         graded = graded.with_name(f"{opts.assignment}@{_safe_name(db_url.split('@')[-1])}")
-    autograded = opts.autograded or (
-        course / cfg.CourseDirectory.get("autograded_directory", "autograded")
-        if db_url == course_db
-        else graded / "autograded"
-    )
+    # attn-course grade puts the notebooks of another gradebook beside its grades.csv; plain
+    # nbgrader always into the course's autograded/
+    own = course / cfg.CourseDirectory.get("autograded_directory", "autograded")
+    beside = graded / "autograded"
+    autograded = opts.autograded or (beside if db_url != course_db and beside.is_dir() else own)
     release = course / cfg.CourseDirectory.get("release_directory", "release") / opts.assignment
     return course, db_url, graded, Path(autograded), release
 
