@@ -6,14 +6,15 @@ every part with one of its validity cases (tests/grading_cases/: the instructor'
 valid ones and the mistakes), disguised (identifiers renamed, functions reordered,
 comments and blank lines changed; tests/similarity_fixtures.py), plus a few lines of the
 student's own (constants of their own: a real class writes more than a dozen ways), and a
-few groups of students hand in disguised copies of one submission. Autograding 10,000
-notebooks would
-take hours, so the grading is not run: the gradebook rows (one submission, its notebook and
-a grade per test cell, with a score drawn per student) are written directly through
-nbgrader's Gradebook API (its ORM classes, one commit), and the "autograded" notebooks are
-the released notebook with the answers filled in. Everything after that is the real
-`attn-course report`: the gradebook read, every notebook read, the failures, the similarity,
-the page.
+few groups of students hand in disguised copies of one submission.
+
+Autograding 10,000 notebooks would take hours, so the grading is not run: the gradebook rows
+(one submission, its notebook and a grade per test cell, a fifth of the test cells failed at
+random) are written directly through nbgrader's Gradebook API (its ORM classes, one commit),
+and the "autograded" notebooks are the released notebook with the answers filled in and, in
+each failed test cell, the error output a check of attn_course.checks raises (a wrong shape
+or wrong values). Everything after that is the real `attn-course report`: the gradebook
+read, every notebook read, the failures grouped, the similarity, the page and its files.
 
     python benchmarks/report_speed.py [--n 10000] [--assignment 03_query_key_value]
 """
@@ -49,6 +50,28 @@ def own_lines(code: str, rng: random.Random) -> str:
     return code.rstrip() + "\n" + "\n".join(extra)
 
 
+def failure_output(test: str, count: int, rng: random.Random) -> dict:
+    """An error output with a message attn_course.checks really raises (a wrong shape or
+    wrong values, numbers drawn at random) and a traceback into the test cell."""
+    import numpy as np
+
+    from attn_course import checks
+
+    what = f"{test.removeprefix('test_')}(x)"
+    if rng.random() < 0.5:
+        got, expected = np.zeros(rng.choice([(2,), (2, 3), (3, 2)])), np.zeros((2, 3))
+    else:
+        got, expected = np.full(3, rng.random()), np.full(3, 1 + rng.random())
+    try:
+        checks.check_array(what, got, expected)
+        message = "NameError: name 'x' is not defined"
+    except AssertionError as err:
+        message = str(err)
+    line = rng.randint(1, 4)
+    return {"output_type": "error", "ename": "AssertionError", "evalue": message,
+            "traceback": [f"Cell In[{count}], line {line}\n----> {line} check()"]}  # fmt: skip
+
+
 def make_class(course: Path, assignment: str, n: int, copies: int, rng: random.Random):
     """The course folder, its gradebook and n "autograded" notebooks; the planted groups."""
     from nbgrader.api import Grade, Gradebook, Student, SubmittedAssignment, SubmittedNotebook
@@ -79,13 +102,20 @@ def make_class(course: Path, assignment: str, n: int, copies: int, rng: random.R
             answers[s] = {
                 g: disguise(c, rng, keep=set(starters)) for g, c in answers[group[0]].items()
             }
+    tests = [c["metadata"]["nbgrader"]["grade_id"] for c in release["cells"]
+             if c["metadata"].get("nbgrader", {}).get("grade") and not
+             c["metadata"]["nbgrader"].get("solution")]  # fmt: skip
+    failed = {s: {t for t in tests if rng.random() < 0.2} for s in students}
     folder = course / "autograded"
     for s in students:
         nb = copy.deepcopy(release)
-        for cell in nb["cells"]:
+        for count, cell in enumerate(nb["cells"], 1):
             gid = cell["metadata"].get("nbgrader", {}).get("grade_id")
             if gid in answers[s]:
                 cell["source"] = answers[s][gid]
+            if gid in failed[s]:  # the error output a failing check leaves
+                cell["execution_count"] = count
+                cell["outputs"] = [failure_output(gid, count, rng)]
         (folder / s / assignment).mkdir(parents=True)
         (folder / s / assignment / f"{nb_name}.ipynb").write_text(json.dumps(nb))
     with Gradebook(db) as gb:
@@ -99,8 +129,9 @@ def make_class(course: Path, assignment: str, n: int, copies: int, rng: random.R
                 gb.db.add(sub)
                 snb = SubmittedNotebook(assignment=sub, notebook=notebook)
                 for c in cells:
+                    score = 0.0 if c.name in failed[s] else c.max_score
                     gb.db.add(Grade(cell=c, notebook=snb, needs_manual_grade=False,
-                                    auto_score=c.max_score * (rng.random() < 0.8)))  # fmt: skip
+                                    auto_score=score))  # fmt: skip
         gb.db.commit()
     return planted
 

@@ -86,6 +86,9 @@ def test_written_keeps_only_what_the_student_added():
     starter = 'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    raise NotImplementedError()'
     code = 'def f(x):\n    """Doc."""\n    y = x + 1\n\n    return y'
     assert written(code, starter) == "    y = x + 1\n    return y"
+    # the starter's lines are recognised with names renamed and spacing changed
+    renamed = 'def f(x_v1):\n    """Doc."""\n    y = x_v1+1\n    return y'
+    assert written(renamed, starter) == "    y = x_v1+1\n    return y"
     # a line equal to a starter line is kept where the starter has no such line in order
     assert written("    raise NotImplementedError()\ndef f(x):", "def f(x):") == (
         "    raise NotImplementedError()"

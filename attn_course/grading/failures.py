@@ -17,6 +17,7 @@ copy. A failure on a line inside that block means every public check above it pa
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from attn_course.grading.cells import ANSI
 
@@ -98,17 +99,12 @@ def failed_line(output: dict, execution_count) -> int | None:
     return None
 
 
-class Failure(tuple):
-    """(signature, message in one line, hidden): how one test cell failed."""
+class Failure(NamedTuple):
+    """How one test cell failed."""
 
-    __slots__ = ()
-
-    def __new__(cls, sig, message, hidden):
-        return super().__new__(cls, (sig, message, hidden))
-
-    signature = property(lambda self: self[0])
-    message = property(lambda self: self[1])
-    hidden = property(lambda self: self[2])
+    signature: tuple  # :func:`signature`
+    message: str  # the error in one line
+    hidden: bool  # raised on a line of the hidden tests
 
 
 def cell_failure(cell: dict) -> Failure | None:

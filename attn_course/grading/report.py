@@ -217,7 +217,7 @@ def _count(groups: dict, failure, student: str) -> None:
 
 
 def _similarity(answers, release: Path, sources, opts) -> dict:
-    from attn_course.grading.similarity import Settings, answer_cells, compare_class
+    from attn_course.grading.similarity import Settings, answer_cells, common_cap, compare_class
 
     starters = {}
     for nb_name, src in sources.items():
@@ -238,6 +238,7 @@ def _similarity(answers, release: Path, sources, opts) -> dict:
         "common": result.common,
         "candidates": result.candidates,
         "students": len(answers),
+        "cap": common_cap(len(answers), result.settings),
     }
 
 

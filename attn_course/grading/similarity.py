@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import difflib
 import io
+import keyword
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,16 +78,27 @@ def answer_cells(nb: dict, solution_ids) -> dict[str, str]:
     return {gid: "\n".join(parts) for gid, parts in out.items()}
 
 
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _shape(line: str) -> str:
+    """A line with every name but Python's keywords replaced by ``V`` and no spaces: the
+    starter's ``def`` line is still recognised with its parameters renamed."""
+    words = _WORD.sub(lambda m: m.group() if keyword.iskeyword(m.group()) else "V", line)
+    return "".join(words.split())
+
+
 def written(code: str, starter: str) -> str:
     """The lines of an answer cell that are not its starter code.
 
-    The starter's lines are matched in order (difflib, on stripped lines), so a line the
-    student wrote that happens to equal a starter line elsewhere is kept. copydetect's own
-    boilerplate removal drops only fingerprints lying wholly inside the starter; a match
-    straddling the given ``def`` line and the student's first line would still count."""
+    The starter's lines are matched in order (difflib, on the lines' shapes: names and
+    spacing ignored), so a line the student wrote that happens to look like a starter line
+    elsewhere is kept. copydetect's own boilerplate removal drops only fingerprints lying
+    wholly inside the starter; a match straddling the given ``def`` line and the student's
+    first line would still count."""
     lines = code.splitlines()
-    given = [ln.strip() for ln in starter.splitlines()]
-    matcher = difflib.SequenceMatcher(None, given, [ln.strip() for ln in lines], autojunk=False)
+    given = [_shape(ln) for ln in starter.splitlines()]
+    matcher = difflib.SequenceMatcher(None, given, [_shape(ln) for ln in lines], autojunk=False)
     drop = set()
     for block in matcher.get_matching_blocks():
         drop.update(range(block.b, block.b + block.size))
