@@ -134,6 +134,7 @@ def _statuses(graded: Path) -> dict[str, str]:
 
 def class_data(opts: ReportOptions) -> ClassData:
     """Read a graded class (:class:`ClassData`)."""
+    from attn_course.grading.cells import part_name
     from attn_course.grading.failures import cell_failure
     from attn_course.grading.preprocessors import describe
 
@@ -171,8 +172,8 @@ def class_data(opts: ReportOptions) -> ClassData:
             except (OSError, ValueError):
                 continue  # no notebook: grades.csv (or the zeros) says why
             lines += describe(_node(nb), prefix="")
-            for cell in nb.get("cells", []):
-                gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            for index, cell in enumerate(nb.get("cells", [])):
+                gid = part_name(cell, index)  # reads odd metadata defensively
                 if (
                     gid in tests
                     and data.cells[gid]["scores"].get(student, 0.0) < data.cells[gid]["points"]
