@@ -81,7 +81,7 @@ def test_failures_are_grouped_by_their_structure(reported):
         if r["test_cell"] == "test_add":
             groups[r["structure"]] = set(r["students"].split())
     assert groups["wrong values: what add(1, 2)"] == A_MINUS_B
-    assert groups["NameError: message name 'add' is not defined"] == NO_ADD
+    assert groups["NameError: name 'add' is not defined"] == NO_ADD
     assert groups["not finite: what add(1, 2), value nan"] == {"nan"}
     assert groups["not an array: what add(1, 2), type dict"] == {"wrong_type"}
     assert groups["not written: what add(1, 2), name add"] == {"untouched"}

@@ -207,10 +207,19 @@ def _node(nb: dict):
     return from_dict({"metadata": nb.get("metadata", {}), "cells": nb.get("cells", [])})
 
 
+def _title(sig: tuple) -> str:
+    """A signature in words: "wrong shape: what w, got (2,), expected (3,)", or for a message
+    read as text, "NameError: name 'add' is not defined"."""
+    fields = [(k, v) for k, v in sig[1:] if v is not None]
+    if [k for k, _ in fields] == ["message"]:
+        return f"{sig[0]}: {fields[0][1]}" if fields[0][1] else sig[0]
+    return sig[0] + ": " + ", ".join(f"{k} {v}" for k, v in fields)
+
+
 def _count(groups: dict, failure, student: str) -> None:
     sig = failure.signature
     group = groups.setdefault(sig, {
-        "kind": sig[0], "title": sig[0] + ": " + ", ".join(f"{k} {v}" for k, v in sig[1:]),
+        "kind": sig[0], "title": _title(sig),
         "example": failure.message, "students": [], "hidden": 0,
     })  # fmt: skip
     group["students"].append(student)
