@@ -4,7 +4,10 @@ The package is split by job; every import points down this list (a test checks i
 
 - :func:`configure`: the course's grading as an nbgrader plugin (``nbgrader_config.py``)
 - :mod:`~attn_course.grading.errors`: :class:`SetupError`, the error of a grading's set-up
-- :mod:`~attn_course.grading.cli`: the ``attn-course`` command (``grade``, ``check``)
+- :mod:`~attn_course.grading.cli`: the ``attn-course`` command (``grade``, ``check``, ``report``)
+- :mod:`~attn_course.grading.report`: ``attn-course report``, a graded class's report (its page:
+  :mod:`~attn_course.grading.report_html`; failures: :mod:`~attn_course.grading.failures`;
+  similar answers: :mod:`~attn_course.grading.similarity`)
 - :mod:`~attn_course.grading.batch`: ``attn-course grade``'s orchestration
 - :mod:`~attn_course.grading.runners`: the runner interface and the local process pool;
   :mod:`~attn_course.grading.cluster`: the same on a Dask distributed cluster

@@ -5,7 +5,8 @@ Subcommands (``attn-course SUBCOMMAND --help`` for each):
 - ``grade``: grade a whole class's submissions of one assignment in parallel, boxed
   (:mod:`attn_course.grading.batch`);
 - ``check``: a student's self-check of one notebook before handing it in
-  (:mod:`attn_course.grading.selfcheck`).
+  (:mod:`attn_course.grading.selfcheck`);
+- ``report``: a graded class's report (:mod:`attn_course.grading.report`).
 
 A new subcommand is a function ``_add_NAME(subparsers)`` that registers its parser
 with ``set_defaults(func=...)``; :func:`main` dispatches on it.
@@ -201,12 +202,78 @@ def _check(args) -> int:
     return check_notebook(args.notebook, timeout=args.timeout)
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="a graded class's report: scores, failures by kind, hidden tests, similarity",
+        description=(
+            "Write the report of a graded ASSIGNMENT (after attn-course grade or nbgrader "
+            "autograde): one offline HTML page with the score distribution, each test cell's "
+            "pass rate, the failures grouped by their structure, the hidden tests that fail "
+            "students who pass the public ones, flags, timeouts and repairs, and submissions "
+            "that are alike (a reason to look, never a verdict); its numbers as CSV and JSON."
+        ),
+    )
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("--db", default=None, help="gradebook URL (default: as for grade)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the report (default: <the grades' folder>/report)",
+    )
+    p.add_argument(
+        "--autograded",
+        type=Path,
+        default=None,
+        help="folder of the autograded notebooks (default: where grading put them)",
+    )
+    p.add_argument(
+        "--course", type=Path, default=None, help="course folder (default: as for grade)"
+    )
+    p.add_argument("--no-similarity", action="store_true", help="skip the similarity")
+    p.add_argument(
+        "--threshold",
+        type=_share,
+        default=None,
+        help="share of the evidence that must match for a pair to be shown "
+        "(0 < t <= 1; default 0.4)",
+    )
+    p.set_defaults(func=_report)
+
+
+def _share(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], not {value}")
+    return value
+
+
+def _report(args) -> int:
+    from attn_course.grading.report import ReportOptions, report
+    from attn_course.grading.similarity import Settings
+
+    settings = Settings() if args.threshold is None else Settings(threshold=args.threshold)
+    files = report(ReportOptions(
+        assignment=args.assignment, course=args.course, db=args.db, out=args.out,
+        autograded=args.autograded, similarity=not args.no_similarity, settings=settings,
+    ))  # fmt: skip
+    for what, path in files.items():
+        print(f"{what}: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``attn-course`` console script."""
     parser = argparse.ArgumentParser(prog="attn-course", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     _add_grade(sub)
     _add_check(sub)
+    _add_report(sub)
     args = parser.parse_args(argv)
     if args.command == "grade":
         _use_the_courses_package(args, sys.argv[1:] if argv is None else argv)
