@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -68,8 +69,13 @@ def hub():
         yield cls
     finally:
         class_hub.stop_hub(proc)
+        # Stopping the hub stopped every user's server: no process of the class is left.
+        left = subprocess.run(
+            ["pgrep", "-a", "-u", f"{INSTRUCTOR},{ALICE},{BOB}"], stdout=subprocess.PIPE, text=True
+        )
         class_hub.remove_users(cls)
         shutil.rmtree(state, ignore_errors=True)
+        assert proc.returncode is not None and not left.stdout, left.stdout
 
 
 def instructor(hub, *args: str) -> str:

@@ -291,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
             f"by all?):\n{probe.stderr}"
         )
     log = hub.state / "jupyterhub.log"
+
+    def interrupt(signum, frame):  # Ctrl-C, or a `kill`: even where SIGINT came in ignored
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     proc = start_hub(hub, log)
     print(f"\nThe class hub is running: {hub.url}  (log: {log})")
     print(f"  instructor: user {hub.instructor!r}, password {hub.password(hub.instructor)!r}")
