@@ -177,6 +177,13 @@ def create_class(
     saved = state / "class.json"
     if saved.exists():  # a class already laid out here: keep its work and passwords
         info = json.loads(saved.read_text())
+        if (info["instructor"], info["students"]) != (instructor, list(students)):
+            raise SystemExit(
+                f"{state} holds a class of {len(info['students'])} students, not "
+                f"{len(students)}: use that number, or start afresh (rm -rf {state}, userdel "
+                "its users)"
+            )
+        info["port"] = port or info["port"]
     else:
         info = {
             "course_id": course_id,
