@@ -87,6 +87,7 @@ def instructor(hub, *args: str) -> str:
 def log_in(browser, hub, name: str):
     """A student's (or instructor's) own browser, logged in on the hub's login page."""
     context, _ = open_context(browser, Site(hub.state, hub.url))
+    context.set_default_timeout(60_000)  # a server under the load of a whole test run
     page = context.new_page()
     page.goto(f"{hub.url}/hub/login")
     page.fill("#username_input", name)
@@ -101,7 +102,10 @@ def assignments_tab(page):
     tab = page.locator(".lm-TabBar-tab", has_text="Assignments")
     if not tab.count():
         page.click("div.lm-MenuBar-itemLabel:text('Nbgrader')")
-        page.click('#jp-mainmenu-nbgrader li[data-command="nbgrader:open-assignment-list"]')
+        menu = page.locator("#jp-mainmenu-nbgrader")
+        menu.locator('li[data-command="nbgrader:open-assignment-list"]').wait_for()
+        assert "Formgrader" not in menu.inner_text()  # the instructor's tools are switched off
+        menu.locator('li[data-command="nbgrader:open-assignment-list"]').click()
     tab.click()
     page.locator("#refresh_assignments_list").click()
 
@@ -163,6 +167,8 @@ def feedback_score(browser, hub, name: str) -> str:
     other = ALICE if name == BOB else BOB
     answer = tree.request.get(f"{hub.url}/user/{other}/api/contents/{A}", max_redirects=5)
     assert answer.status == 403, (name, other, answer.status, answer.url)
+    # and the student's own server has no formgrader (switched off for students).
+    assert tree.request.get(f"{hub.url}/user/{name}/formgrader").status == 404
     context.close()
     score = re.search(rf"{A}: score ([\d.]+) of ([\d.]+)", text)  # the feedback's heading
     assert score, text[:2000]

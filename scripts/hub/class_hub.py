@@ -152,6 +152,33 @@ def _ensure_user(name: str, home: Path, password: str) -> None:
     home.chmod(0o700)  # nobody else reads a home: not other students, not the grader's files
 
 
+# What nbgrader's docs have students switch off: the instructor's tools (formgrader, creating
+# assignments, the course list), in the server and in the page.
+STUDENT_SERVER_CONFIG = {
+    "ServerApp": {
+        "jpserver_extensions": {
+            "nbgrader.server_extensions.formgrader": False,
+            "nbgrader.server_extensions.course_list": False,
+        }
+    }
+}
+STUDENT_PAGE_CONFIG = {
+    "disabledExtensions": {
+        f"@jupyter/nbgrader:{name}": True
+        for name in ("formgrader", "create-assignment", "course-list")
+    }
+}
+
+
+def _student_config(home: Path) -> None:
+    (home / ".jupyter" / "labconfig").mkdir(parents=True, exist_ok=True)
+    server = home / ".jupyter" / "jupyter_server_config.json"
+    server.write_text(json.dumps(STUDENT_SERVER_CONFIG, indent=1))
+    (home / ".jupyter" / "labconfig" / "page_config.json").write_text(
+        json.dumps(STUDENT_PAGE_CONFIG, indent=1)
+    )
+
+
 def _chown_tree(path: Path, name: str) -> None:
     user = pwd.getpwnam(name)
     for p in [path, *path.rglob("*")]:
@@ -204,6 +231,9 @@ def create_class(
     (state / "home").chmod(0o711)
     for name in [hub.instructor, *hub.students]:
         _ensure_user(name, hub.home(name), hub.password(name))
+    for name in hub.students:
+        _student_config(hub.home(name))
+        _chown_tree(hub.home(name), name)
 
     exchange = state / "exchange"
     exchange.mkdir(exist_ok=True)
