@@ -92,7 +92,9 @@ def main(argv=None) -> int:
     admin = {"Authorization": f"token {token}"}
 
     state = Path(tempfile.mkdtemp(prefix="attn-hub-bench-"))
-    hub = class_hub.create_class(state, instructor, students, COURSE, service_token=token)
+    hub = class_hub.create_class(
+        state, instructor, students, COURSE, service_token=token, env=class_hub.kept_env()
+    )
     proc = class_hub.start_hub(hub, state / "jupyterhub.log")
     timer = Timer()
     try:

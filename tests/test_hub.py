@@ -63,6 +63,7 @@ def hub():
         [ALICE, BOB],
         course_id="attention-test",
         service_token=secrets.token_hex(20),
+        env=class_hub.kept_env(),
     )
     proc = class_hub.start_hub(cls, state / "jupyterhub.log")
     try:

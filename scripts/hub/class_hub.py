@@ -15,7 +15,8 @@ The shared course environment, outside every course folder and home, holds the p
 this clone's ``.venv`` (``make env``) run by the system's Python 3.11: the interpreter ``make
 env`` used may sit where other users cannot run it (a pyenv under root's home), so
 ``STATE/env`` is a venv of ``/usr/bin/python3.11`` whose one ``.pth`` adds ``.venv``'s
-site-packages, with ``.venv``'s scripts and Jupyter data and config beside it.
+site-packages (linked into ``STATE/env/packages``) and a copy of ``attn_course``, with
+``.venv``'s scripts and Jupyter data and config beside them.
 
 ``python scripts/hub/class_hub.py`` (what ``make hub`` runs) starts the class hub in the
 foreground and stops it, with every user's server, on Ctrl-C.
@@ -24,6 +25,7 @@ foreground and stops it, with every user's server, on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pwd
@@ -33,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -46,8 +49,30 @@ VENV = ROOT / ".venv"
 ASSIGNMENT = "03_query_key_value"
 
 
+def kept_env() -> Path:
+    """A shared course environment kept across runs for this clone (tests, benchmarks): in
+    /tmp, which every user can pass through, whatever the clone's own permissions."""
+    tag = hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"attn-hub-env-{tag}"
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """``target``: ``source``'s files, hard-linked (no copy, instant) where one file system
+    holds both, copied where not."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["cp", "-al", str(source), str(target)], capture_output=True).returncode:
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target, symlinks=True)
+
+
 def make_shared_env(env: Path) -> Path:
-    """The course environment the users run (module docstring); returns its ``bin``."""
+    """The course environment the users run (module docstring); returns its ``bin``.
+
+    Nothing in it points into the clone, which other users may not be able to read (a clone
+    under root's home): ``.venv``'s packages and Jupyter files are linked into it, and
+    ``attn_course`` is copied, as a non-editable install would put it."""
     python = shutil.which("python3.11", path="/usr/local/bin:/usr/bin:/bin")
     if python is None:
         raise SystemExit(
@@ -56,21 +81,25 @@ def make_shared_env(env: Path) -> Path:
         )
     if not (env / "bin" / "python").exists():
         subprocess.run([python, "-m", "venv", "--without-pip", str(env)], check=True)
-    site = next((VENV / "lib").glob("python3.*/site-packages"))
+    # Linked again only after `make env` installed something (its stamp): unlinking takes long.
+    stamp, made = VENV / ".installed", env / "packages-from"
+    installed = str(stamp.stat().st_mtime_ns) if stamp.exists() else "unknown"
+    if not made.exists() or made.read_text() != installed:
+        _link_tree(next((VENV / "lib").glob("python3.*/site-packages")), env / "packages")
+        for editable in (env / "packages").glob("__editable__*"):  # the clone's attn_course
+            editable.unlink()
+        for sub in ("share", "etc"):  # Jupyter's data (labextensions), server-extension config
+            _link_tree(VENV / sub / "jupyter", env / sub / "jupyter")
+        made.write_text(installed)
+    _link_tree(ROOT / "attn_course", env / "course" / "attn_course")
     ours = next((env / "lib").glob("python3.*/site-packages"))
-    # site.addsitedir, not a bare path: .venv's own .pth files (the editable attn_course) run too.
-    (ours / "course-env.pth").write_text(f"import site; site.addsitedir({str(site)!r})\n")
-    for sub in ("share", "etc"):  # Jupyter's data (labextensions) and server-extension config
-        link = env / sub / "jupyter"
-        link.parent.mkdir(exist_ok=True)
-        if not link.is_symlink():
-            link.symlink_to(VENV / sub / "jupyter")
+    # site.addsitedir, not a bare path: the packages' own .pth files run too.
+    (ours / "course-env.pth").write_text(
+        f"{env / 'course'}\nimport site; site.addsitedir({str(env / 'packages')!r})\n"
+    )
     for script in (VENV / "bin").iterdir():  # console scripts, started by this env's python
         head = script.read_bytes()[:200] if script.is_file() else b""
-        if (
-            head.startswith(f"#!{VENV}/bin/python".encode())
-            and not (env / "bin" / script.name).exists()
-        ):
+        if head.startswith(f"#!{VENV}/bin/python".encode()):
             body = script.read_text().split("\n", 1)[1]
             target = env / "bin" / script.name
             target.write_text(f"#!{env}/bin/python\n{body}")
@@ -192,8 +221,11 @@ def create_class(
     course_id: str = "attention",
     port: int | None = None,
     service_token: str | None = None,
+    env: Path | None = None,
 ) -> ClassHub:
-    """Lay out (or reuse) the class under ``state`` and create its unix users."""
+    """Lay out (or reuse) the class under ``state`` and create its unix users. ``env``: where
+    the shared course environment goes (default ``STATE/env``; the test and the benchmark
+    keep one across runs)."""
     if os.geteuid() != 0:
         raise SystemExit("the class hub creates unix users and runs servers as them: run as root")
     if not PROXY.exists():
@@ -221,7 +253,7 @@ def create_class(
             "hub_port": free_port(),
             "proxy_api_port": free_port(),
         }
-    env_bin = make_shared_env(state / "env")
+    env_bin = make_shared_env(env or state / "env")
     info.update(proxy=str(PROXY), venv_bin=str(env_bin), service_token=service_token)
     saved.write_text(json.dumps(info, indent=1))
     saved.chmod(0o600)
@@ -320,12 +352,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--students takes 1 to 200, not {args.students}")
     students = [f"student{i}" for i in range(1, args.students + 1)]
     hub = create_class(args.state, "instructor", students, port=args.port)
-    # The clone must be readable by the users: their servers run from its .venv.
+    # The users' servers run from the shared environment: can a student import from it?
     probe = hub.run_as(hub.students[0], ["python", "-c", "import attn_course, nbgrader"])
     if probe.returncode:
         raise SystemExit(
-            f"the users cannot import the course's packages (is {ROOT} readable "
-            f"by all?):\n{probe.stderr}"
+            f"a student cannot import the course's packages from {hub.info['venv_bin']}:\n"
+            f"{probe.stderr}"
         )
     log = hub.state / "jupyterhub.log"
 
