@@ -59,7 +59,9 @@ def kept_env() -> Path:
 def _link_tree(source: Path, target: Path) -> None:
     """``target``: ``source``'s files, hard-linked (no copy, instant) where one file system
     holds both, copied where not."""
-    if target.exists():
+    if target.is_symlink():
+        target.unlink()
+    elif target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if subprocess.run(["cp", "-al", str(source), str(target)], capture_output=True).returncode:
