@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -62,7 +61,6 @@ def hub():
         INSTRUCTOR,
         [ALICE, BOB],
         course_id="attention-test",
-        service_token=secrets.token_hex(20),
         env=class_hub.kept_env(),
     )
     proc = class_hub.start_hub(cls, state / "jupyterhub.log")
