@@ -358,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     probe = hub.run_as(hub.students[0], ["python", "-c", "import attn_course, nbgrader"])
     if probe.returncode:
         raise SystemExit(
-            f"a student cannot import the course's packages from {hub.info['venv_bin']}:\n"
-            f"{probe.stderr}"
+            f"a student cannot run {hub.info['venv_bin']}/python (can every user pass "
+            f"through {hub.state}'s parent folders? else choose --state):\n{probe.stderr}"
         )
     log = hub.state / "jupyterhub.log"
 
