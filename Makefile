@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 STAMP  := $(VENV)/.installed
 
 .PHONY: book test test-fast env grader lint format lock exercises benchmark clean \
-        fonts sphinx-conf book-zh translations
+        fonts sphinx-conf book-zh translations hub hub-proxy
 
 env: $(STAMP)
 
@@ -73,11 +73,27 @@ PYTEST_ARGS ?=
 
 test: $(STAMP)
 	bash scripts/system-deps.sh
+	$(MAKE) --no-print-directory hub-proxy
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # The library loop: no book build, no kernels, no servers (tiers in CONTRIBUTING.md).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not book and not nbgrader and not grading" --durations=5 $(PYTEST_ARGS)
+
+# --- The class hub (README: "A class on JupyterHub") ------------------------------
+# JupyterHub (the grading extra) with its proxy from npm, pinned in scripts/hub/package-lock.json
+# and installed into scripts/hub/node_modules. `make hub` creates unix users: run it as root.
+PROXY := scripts/hub/node_modules/.bin/configurable-http-proxy
+
+hub-proxy: $(PROXY)
+
+$(PROXY): scripts/hub/package.json scripts/hub/package-lock.json
+	bash scripts/system-deps.sh --hub
+	cd scripts/hub && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+hub: $(STAMP) grader hub-proxy
+	$(BIN)/python scripts/hub/class_hub.py $(HUB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -2,6 +2,8 @@
 # System packages the tests drive for real: Chromium (the book as a reader
 # sees it) and PostgreSQL (a shared gradebook). Debian packages, installed
 # only when missing; the tests start and stop the servers themselves.
+# `--hub` (make hub-proxy): npm, to install the class hub's proxy (configurable-http-proxy), and
+# the system's Python 3.11, which runs the hub users' servers (scripts/hub/class_hub.py).
 # The CJK font of the Chinese edition's figures is needed by the book build too:
 # `make book` runs `system-deps.sh --fonts`, which installs only the font.
 set -euo pipefail
@@ -17,14 +19,20 @@ grading_needs() {
     command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)  # boxes the grading kernels
     { command -v prlimit && command -v setpriv; } >/dev/null 2>&1 || need+=(util-linux)
 }
+hub_needs() {
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+    [ -x /usr/bin/python3.11 ] || need+=(python3.11)
+}
 case "$mode" in
     --fonts) [ -f "$CJK_FONT" ] || need+=(fonts-wqy-microhei) ;;
     --grading) grading_needs ;;
+    --hub) hub_needs ;;
     *)
         [ -f "$CJK_FONT" ] || need+=(fonts-wqy-microhei)
         command -v chromium >/dev/null 2>&1 || need+=(chromium)
         ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
         grading_needs
+        hub_needs
         ;;
 esac
 [ ${#need[@]} -eq 0 ] && exit 0

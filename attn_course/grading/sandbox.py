@@ -308,12 +308,17 @@ def grading_slot() -> int:
     holds an exclusive ``flock`` on ``/tmp/attn-grade-slot-N`` for the first free N while it
     lives, so two graders on one machine never share a uid, whoever started them. The kernel
     closes the lock's descriptor (``close_fds``), so it cannot hold a slot after its grader.
+    A slot file another user made (root's, say, when an instructor grades on a shared hub)
+    cannot be opened: that slot counts as taken.
     """
     import fcntl
 
     if not _SLOT:
         for n in range(MAX_SLOTS):
-            fh = open(f"/tmp/attn-grade-slot-{n}", "a")  # noqa: SIM115  (held for life)
+            try:
+                fh = open(f"/tmp/attn-grade-slot-{n}", "a")  # noqa: SIM115  (held for life)
+            except PermissionError:
+                continue
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
