@@ -61,8 +61,8 @@ def crawl(site, browser, start: list[str]) -> dict:
             if url in pages:
                 continue
             pages.append(url)
-            page.goto(url, wait_until="networkidle")
-            settle(page)
+            page.goto(url, wait_until="networkidle")  # index.html redirects: followed
+            settle(page)  # typeset, its fonts loaded: leaving it aborts nothing
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
             target = page.eval_on_selector_all(
                 ".course-language-switch a[hreflang]:not([aria-current])",
