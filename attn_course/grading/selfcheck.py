@@ -43,7 +43,7 @@ from nbformat.notebooknode import NotebookNode
 from attn_course.grading.kernels import SandboxKernelManager, guard_question, guard_verdict
 from attn_course.grading.sandbox import DEFAULTS, Limits, Sandbox, parse_memory
 
-__all__ = ["check", "check_notebook"]
+__all__ = ["CheckRun", "check", "check_notebook", "run_notebook"]
 
 CHECK_ENV = "ATTN_COURSE_CHECK"  # set for the kernels a check starts
 
@@ -75,6 +75,9 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
     from attn_course.grading.cells import first_error, is_test_cell, part_name
 
     out, err_out = out or sys.stdout, err or sys.stderr
+    timeout = DEFAULTS["timeout"] if timeout is None else timeout
+    if timeout < 1:  # nbclient would read 0 as "no limit"; the grader never runs unbounded
+        raise ValueError(f"the per-cell timeout must be at least 1 second, not {timeout}")
     if _nested() is not None:  # e.g. `!attn-course check` in a notebook being checked
         print(REFUSAL, file=err_out)
         return 2
@@ -97,7 +100,7 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
     before = os.environ.get(CHECK_ENV)
     os.environ[CHECK_ENV] = "1"  # the kernel inherits this process's environment
     try:
-        ex = run_notebook(nb, path.resolve().parent, timeout or DEFAULTS["timeout"])
+        ex = run_notebook(nb, path.resolve().parent, timeout)
     finally:
         if before is None:
             os.environ.pop(CHECK_ENV, None)
@@ -197,6 +200,7 @@ class CheckRun(NotebookClient):
         self.current: int | None = None
         self.executed = 0
         self.timeouts: list[int] = []
+        self.deaths: list[int] = []  # set by run_notebook: the cells skipped after killing one
         self.undone: list[str] = []
         self.guard_problem = ""
         self.on_cell_executed = self._on_cell_executed
