@@ -22,9 +22,15 @@ env: $(STAMP)
 grader: $(STAMP)
 	bash scripts/system-deps.sh --grading
 
+# torch (the version the lock pins) from PyTorch's CPU index, so no platform gets a CUDA
+# build; alone and first, so that pip asks that index for torch only.
+TORCH_INDEX := https://download.pytorch.org/whl/cpu
+
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	    --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.lock)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
@@ -78,7 +84,7 @@ test: $(STAMP)
 
 # The library loop: no book build, no kernels, no servers (tiers in CONTRIBUTING.md).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not book and not nbgrader and not grading" --durations=5 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 -m "not book and not nbgrader and not grading and not install" --durations=5 $(PYTEST_ARGS)
 
 # --- The class hub (README: "A class on JupyterHub") ------------------------------
 # JupyterHub (the grading extra) with its proxy from npm, pinned in scripts/hub/package-lock.json
@@ -109,7 +115,7 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/attention_speed.py
 
 lock: $(STAMP)
-	{ head -2 requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements.lock.new
+	{ grep '^#' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:

@@ -1,8 +1,10 @@
 """The browser harness: a folder (the built book) served on 127.0.0.1 and opened in
 Debian's headless Chromium, and the checks every page must pass, in words.
 
-- ``serve(folder)``: an http.server thread on a free port. The ``site`` fixture serves the
-  built book (``book_html``, tests/conftest.py) for one test module.
+- ``serve(folder, prefix)``: an http.server thread on a free port, serving ``folder`` at
+  ``prefix`` (``""``: the server's root; ``"/org/book"``: only below that path, as a
+  project's GitHub Pages site is served, everything else 404). The ``site`` fixture serves
+  the built book (``book_html``, tests/conftest.py) at the root for one test module.
 - ``browser``: Chromium at ``CHROMIUM`` (installed by ``scripts/system-deps.sh``; never
   ``playwright install``), where no host name resolves except 127.0.0.1.
 - ``open_context(browser, site)``: a browser context that blocks and records every request
@@ -60,28 +62,54 @@ HIDPI_RATIO = 1.5
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    prefix = ""  # the URL path the folder is served at ("" = the root)
+
     def log_message(self, format, *args):  # noqa: A002  (the base class's name)
         pass
+
+    def translate_path(self, path):
+        """The folder below ``prefix``; any other path maps to no file (404), as on a static
+        host serving the folder at that path."""
+        route = urlsplit(path).path
+        if self.prefix:
+            if route != self.prefix and not route.startswith(self.prefix + "/"):
+                return str(Path(self.directory) / "outside-the-prefix" / "404")
+            path = path[len(self.prefix) :]
+        return super().translate_path(path)
 
 
 @dataclass
 class Site:
     root: Path
     base: str  # http://127.0.0.1:PORT
+    prefix: str = ""  # the path the folder is served at, e.g. "/org/book"; "" for the root
 
     def url(self, path: str) -> str:
-        return f"{self.base}/{path}"
+        return f"{self.base}{self.prefix}/{path}"
 
     def is_local(self, url: str) -> bool:
+        """On this server (inside the prefix or not: a request above it is this site's bug,
+        answered 404, never an outside request)."""
         return url == self.base or url.startswith(self.base + "/")
 
+    def file(self, url: str) -> Path | None:
+        """The file of ``root`` that ``url`` names, or None outside the prefix."""
+        route = unquote(urlsplit(url).path)
+        if not self.is_local(url) or not (route + "/").startswith(self.prefix + "/"):
+            return None
+        return self.root / route[len(self.prefix) :].lstrip("/")
 
-def serve(root: Path):
-    handler = functools.partial(_QuietHandler, directory=str(root))
+
+def serve(root: Path, prefix: str = ""):
+    """Serve ``root`` at ``prefix`` (``""`` or a path like ``"/org/book"``) on 127.0.0.1."""
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ValueError(f"a prefix starts with / and does not end with one: {prefix!r}")
+    handler_class = type("_Handler", (_QuietHandler,), {"prefix": prefix})
+    handler = functools.partial(handler_class, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return server, Site(root, f"http://127.0.0.1:{server.server_address[1]}")
+    return server, Site(root, f"http://127.0.0.1:{server.server_address[1]}", prefix)
 
 
 @pytest.fixture(scope="module")
@@ -264,10 +292,8 @@ RAW_TEX = [
 
 def _png_dpi(site: Site, url: str) -> float | None:
     """The dpi stored in a local PNG (matplotlib writes it), or None."""
-    if not site.is_local(url):
-        return None
-    path = site.root / unquote(urlsplit(url).path).lstrip("/")
-    if path.suffix.lower() != ".png" or not path.is_file():
+    path = site.file(url)
+    if path is None or path.suffix.lower() != ".png" or not path.is_file():
         return None
     from PIL import Image
 

@@ -164,6 +164,29 @@ def test_the_grade_ids_that_tell_one_notebook_from_another():
     assert grade_ids(stray) == set()
 
 
+def test_the_checksum_is_nbgraders():
+    """The self-check's checksum (no nbgrader in a student's install) against nbgrader's own,
+    on every checksummed cell of the released notebooks, and on edited ones."""
+    from attn_course.grading.cells import checksum
+
+    root = Path(__file__).resolve().parents[1] / "exercises"
+    cells = [
+        c
+        for path in sorted(root.glob("*/*.ipynb"))
+        for c in nbformat.read(path, as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("checksum")
+    ]
+    assert len(cells) > 20
+    for cell in cells:
+        assert checksum(cell) == utils.compute_checksum(cell) == cell.metadata.nbgrader.checksum
+        edited = nbformat.from_dict({**cell, "source": cell.source + " "})
+        assert checksum(edited) == utils.compute_checksum(edited) != cell.metadata.nbgrader.checksum
+        regraded = nbformat.from_dict(cell)
+        regraded.metadata.nbgrader["points"] = 99
+        regraded.metadata.nbgrader["locked"] = True
+        assert checksum(regraded) == utils.compute_checksum(regraded)
+
+
 def test_an_error_in_one_line():
     out = {"output_type": "error", "ename": "AssertionError", "evalue": "\x1b[0;31mbad\n  x\x1b[0m"}
     assert error_line(out) == "AssertionError: bad x"

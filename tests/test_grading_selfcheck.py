@@ -231,3 +231,32 @@ def test_check_from_a_notebook_leaves_no_stray_output(course, tmp_path):
 
     nbformat.write(release_of(course, TINY), tmp_path / "mine.ipynb")
     assert check(tmp_path / "mine.ipynb", timeout=20) is None  # no `Out: False` below it
+
+
+# --- a cell that kills the kernel, or runs past the time limit -------------------------------
+
+
+def test_a_killing_cell_and_an_endless_one_cost_only_themselves(tmp_path):
+    """As in grading: the cell that kills the kernel is skipped in a fresh kernel, the one
+    past the per-cell limit is interrupted; the test cell after them still runs and passes."""
+    test = {"nbgrader": {"grade": True, "solution": False, "grade_id": "t", "points": 1}}
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("x = 1"),
+            nbformat.v4.new_code_cell("import os\nos._exit(1)"),
+            nbformat.v4.new_code_cell("while True:\n    pass"),
+            nbformat.v4.new_code_cell("assert x == 1, 'x was lost'", metadata=test),
+        ]
+    )
+    nbformat.write(nb, tmp_path / "k.ipynb")
+    proc = subprocess.run(
+        [str(BIN / "attn-course"), "check", str(tmp_path / "k.ipynb"), "--timeout", "3"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 of 1 test cells pass" in proc.stdout
+    assert "Note: cell 2 killed the kernel." in proc.stdout
+    assert "Note: cell 3 timed out." in proc.stdout

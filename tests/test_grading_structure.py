@@ -141,3 +141,19 @@ def test_a_changed_upstream_names_the_place_to_reread():
     missing = dataclasses.replace(dep, upstream="nbgrader.converters.base:NoSuchThing.start")
     (message,) = upstream.stale([missing])
     assert "missing" in message and dep.here in message
+
+
+def test_the_students_command_needs_no_grader():
+    """`attn-course check` and what a student's kernel imports load without nbgrader, Dask
+    or torch (a student's install has none of them; tests/test_student_install.py runs it)."""
+    code = (
+        "import sys\n"
+        "for m in ('nbgrader', 'dask', 'distributed', 'torch', 'jupyter_book'):\n"
+        "    sys.modules[m] = None  # importing it raises ImportError\n"
+        "import attn_course.checks, attn_course.grading.guard, attn_course.grading.selfcheck\n"
+        "from attn_course.grading.cli import main\n"
+        "try:\n    main(['check', '--help'])\nexcept SystemExit as e:\n    sys.exit(e.code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "NOTEBOOK" in proc.stdout and "--timeout" in proc.stdout

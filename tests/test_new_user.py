@@ -83,6 +83,13 @@ def test_check_errors_go_to_stderr(tmp_path, capsys):
     assert out.getvalue() == "" and "not a notebook" in err.getvalue()
 
 
+def test_a_check_without_a_time_limit_is_refused(tmp_path):
+    from attn_course.grading.selfcheck import check_notebook
+
+    with pytest.raises(ValueError, match="at least 1 second, not 0"):
+        check_notebook(tmp_path / "any.ipynb", timeout=0)
+
+
 def test_the_command_refuses_inside_a_check_or_grading(tmp_path, monkeypatch):
     from attn_course.grading.selfcheck import check, check_notebook
 

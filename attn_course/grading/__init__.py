@@ -31,7 +31,8 @@ The package is split by job; every import points down this list (a test checks i
 - :mod:`~attn_course.grading.upstream`: the fingerprints of the upstream code copied here
 
 Nothing here is imported by ``import attn_course``: the grader's dependencies are the
-``grading`` extra of the package.
+``grading`` extra of the package. ``attn-course check`` (``cli``, ``selfcheck`` and the modules
+they import) needs only Jupyter's nbclient: it runs in a student's install, without nbgrader.
 """
 
 from __future__ import annotations

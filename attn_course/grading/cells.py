@@ -2,7 +2,8 @@
 
 - :func:`is_test_cell`: a cell of autograder tests (nbgrader's "grade" without "solution");
 - :func:`part_name`: how a graded cell is named to people (its ``grade_id``);
-- :func:`error_line`: an error output in one line, as students and instructors read it.
+- :func:`error_line`: an error output in one line, as students and instructors read it;
+- :func:`checksum`: nbgrader's checksum of a cell, which tells an edited test cell.
 
 The execution, the feedback, the self-check and the summaries all use these, so a cell
 counts as a test, and a failure reads, the same everywhere.
@@ -10,9 +11,10 @@ counts as a test, and a failure reads, the same everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-__all__ = ["error_line", "first_error", "grade_ids", "is_test_cell", "part_name"]
+__all__ = ["checksum", "error_line", "first_error", "grade_ids", "is_test_cell", "part_name"]
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -62,3 +64,19 @@ def first_error(cell) -> str | None:
         if output.get("output_type") == "error":
             return error_line(output)
     return None
+
+
+def checksum(cell) -> str:
+    """nbgrader's checksum of a graded or locked cell (``nbgrader.utils.compute_checksum``),
+    computed here because the students' ``attn-course check`` runs without nbgrader (listed
+    in ``upstream.DEPENDENCIES``; ``tests/test_grading_rules.py`` compares the two)."""
+    meta = cell.metadata["nbgrader"]
+    grade, solution = meta.get("grade", False), meta.get("solution", False)
+    locked = False if solution else (True if grade else meta.get("locked", False))
+    m = hashlib.md5()  # noqa: S324  (nbgrader's choice: a fingerprint, not a secret)
+    for part in (cell.source, cell.cell_type, str(grade), str(solution), str(locked)):
+        m.update(part.encode("utf-8"))
+    m.update(meta["grade_id"].encode("utf-8"))
+    if grade:
+        m.update(str(float(meta["points"])).encode("utf-8"))
+    return m.hexdigest()

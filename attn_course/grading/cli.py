@@ -39,10 +39,11 @@ def _at_least_one(text: str) -> int:
 
 
 def _default(name: str):
-    """The grader's default of a setting: the trait of GradingExecute, its one owner."""
-    from attn_course.grading.execute import GradingExecute
+    """The grader's default of a setting, as GradingExecute's trait has it (read without
+    importing nbgrader: the students' install has `attn-course check` but no grader)."""
+    from attn_course.grading.sandbox import DEFAULTS
 
-    return GradingExecute.class_traits()[name].default_value
+    return DEFAULTS[name]
 
 
 def _add_grade(sub) -> None:

@@ -25,7 +25,6 @@ import ast
 import copy
 import json
 import os
-import secrets
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -41,11 +40,20 @@ from attn_course.grading.cells import is_test_cell
 from attn_course.grading.kernels import (
     SandboxKernelManager,
     drop_prestarted,
+    guard_question,
+    guard_verdict,
     keep_prestarted,
     shutdown,
     take_prestarted,
 )
-from attn_course.grading.sandbox import Limits, Sandbox, detect_sandbox, grading_slot, parse_memory
+from attn_course.grading.sandbox import (
+    DEFAULTS,
+    Limits,
+    Sandbox,
+    detect_sandbox,
+    grading_slot,
+    parse_memory,
+)
 
 __all__ = ["ExecutionReport", "GradingExecute"]
 
@@ -115,14 +123,15 @@ class GradingExecute(Execute):
     # The defaults of the course's grading live here and only here: `attn-course grade`'s
     # options override them, Limits is computed from them (resolved_limits).
     timeout = Integer(
-        60,
+        DEFAULTS["timeout"],
         allow_none=True,
         help="Seconds a cell may run before it is interrupted (also read from Execute.timeout "
         "and ExecutePreprocessor.timeout; this section wins). At least 1; None (no limit) is "
         "not honoured: grading always bounds a cell, with this default.",
     ).tag(config=True)
     memory = Unicode(
-        "2G", help="Address-space limit of each grading kernel (RLIMIT_AS), e.g. 2G or 512M."
+        DEFAULTS["memory"],
+        help="Address-space limit of each grading kernel (RLIMIT_AS), e.g. 2G or 512M.",
     ).tag(config=True)
     cpu_seconds = Integer(
         0, help="CPU seconds per kernel (RLIMIT_CPU), a backstop; 0: Limits.cpu_for(timeout)."
@@ -416,27 +425,15 @@ class GradingExecute(Execute):
 
     # --- the closing integrity question ---------------------------------------------------
     def _ask_guard(self):
-        token = secrets.token_hex(8)
-        expr = f"__import__('attn_course.grading.guard', fromlist=['report']).report({token!r})"
+        token, expressions = guard_question()
         try:
             msg_id = self.kc.execute(
-                "", silent=True, store_history=False, user_expressions={"r": expr}
+                "", silent=True, store_history=False, user_expressions=expressions
             )
             reply = self.wait_for_reply(msg_id)
-            data = reply["content"]["user_expressions"]["r"]
-            text = data["data"]["text/plain"]
-            result = json.loads(ast.literal_eval(text))  # the repr of a str; never eval
         except Exception as err:  # noqa: BLE001  (anything wrong here is the notebook's doing)
             self.report.guard_ok = False
             self.report.guard_problem = f"the grading guard did not answer ({type(err).__name__})"
             return
-        self.report.undone = list(result.get("undone", []))
-        if result.get("token") != token:
-            self.report.guard_ok = False
-            self.report.guard_problem = "the grading guard's answer was forged"
-        elif result.get("cells") != self._executed:
-            self.report.guard_ok = False
-            self.report.guard_problem = (
-                f"the grading guard ran before {result.get('cells')} of {self._executed} cells "
-                "(it was removed or replaced)"
-            )
+        self.report.undone, problem = guard_verdict(reply, token, self._executed)
+        self.report.guard_ok, self.report.guard_problem = not problem, problem

@@ -4,14 +4,20 @@
 - :class:`SandboxKernelManager`: jupyter_client's kernel manager, starting the kernel through
   :meth:`~attn_course.grading.sandbox.Sandbox.wrap` over unix sockets in its box, with the
   guard loaded before the first cell, its output into the box's ``kernel.log``;
+- :func:`guard_question` / :func:`guard_verdict`: the guard's closing question after the
+  last cell, and its answer read (the grader's and the self-check's);
 - :func:`take_prestarted` / :func:`keep_prestarted`: one kernel booting ahead for this
   process's next notebook.
+
+Nothing here imports nbgrader: the students' ``attn-course check`` starts its kernel here too.
 """
 
 from __future__ import annotations
 
+import ast
 import atexit
 import json
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +31,8 @@ from attn_course.grading.sandbox import Limits, Sandbox, kernel_pythonpath
 __all__ = [
     "SandboxKernelManager",
     "drop_prestarted",
+    "guard_question",
+    "guard_verdict",
     "keep_prestarted",
     "kernel_env",
     "shutdown",
@@ -57,6 +65,33 @@ def kernel_env(box: Path, threads: int) -> dict[str, str]:
         "MKL_NUM_THREADS": str(threads),
         "OPENBLAS_NUM_THREADS": str(threads),
     }
+
+
+def guard_question() -> tuple[str, dict[str, str]]:
+    """(a fresh token, the ``user_expressions`` of a silent execute request) asking the
+    kernel's guard what it undid; sent after the last cell, while the kernel is up."""
+    token = secrets.token_hex(8)
+    expr = f"__import__('attn_course.grading.guard', fromlist=['report']).report({token!r})"
+    return token, {"r": expr}
+
+
+def guard_verdict(reply: dict | None, token: str, executed: int) -> tuple[list[str], str]:
+    """(what the guard undid, the problem with its answer or "") from the execute reply to
+    :func:`guard_question`; ``executed`` is the number of cells the caller ran."""
+    try:
+        text = reply["content"]["user_expressions"]["r"]["data"]["text/plain"]
+        result = json.loads(ast.literal_eval(text))  # the repr of a str; never eval
+        undone = list(result.get("undone", []))
+    except Exception as err:  # noqa: BLE001  (anything wrong here is the notebook's doing)
+        return [], f"the grading guard did not answer ({type(err).__name__})"
+    if result.get("token") != token:
+        return undone, "the grading guard's answer was forged"
+    if result.get("cells") != executed:
+        return undone, (
+            f"the grading guard ran before {result.get('cells')} of {executed} cells "
+            "(it was removed or replaced)"
+        )
+    return undone, ""
 
 
 class SandboxKernelManager(AsyncKernelManager):

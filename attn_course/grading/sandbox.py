@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "DEFAULTS",
     "Limits",
     "Sandbox",
     "SandboxUnavailable",
@@ -37,6 +38,10 @@ __all__ = [
 ]
 
 GRADER_UID_BASE = 61000
+# The values behind GradingExecute's traits (the settings' one owner, execute.py), written
+# here, in a module without nbgrader, so that the students' `attn-course check` (installed
+# without the grader) and `attn-course --help` read the same defaults.
+DEFAULTS = {"timeout": 60, "memory": "2G"}
 MAX_SLOTS = 256
 
 

@@ -1,10 +1,15 @@
 """``attn-course check NOTEBOOK``: a student's self-check before handing in.
 
-Runs the notebook from top to bottom in a fresh kernel, exactly as the grader
-will (nbgrader's ``Execute`` with the same per-cell timeout, a restart if a cell
-kills the kernel), then says for every graded part whether its tests passed,
-and if not, the test's own message. Only the tests in the notebook run: the
-hidden tests of the real grading were removed from the students' copy.
+Runs the notebook from top to bottom in a fresh kernel, as the grader will
+(the grader's per-cell timeout and guard, a restart if a cell kills the kernel),
+then says for every graded part whether its tests passed, and if not, the test's
+own message. Only the tests in the notebook run: the hidden tests of the real
+grading were removed from the students' copy.
+
+It runs on what Jupyter itself installs (nbclient, jupyter_client, nbformat), not
+on nbgrader: the students' install has this command and no grader. The kernel is
+the grader's :class:`~attn_course.grading.kernels.SandboxKernelManager` without a
+box (the student's own kernel, in the notebook's folder), with the guard.
 
 From a separate notebook (save the one you check first)::
 
@@ -24,13 +29,21 @@ before each cell by the grader's guard, as in grading.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["check", "check_notebook"]
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+
+from attn_course.grading.kernels import SandboxKernelManager, guard_question, guard_verdict
+from attn_course.grading.sandbox import DEFAULTS, Limits, Sandbox, parse_memory
+
+__all__ = ["CheckRun", "check", "check_notebook", "run_notebook"]
 
 CHECK_ENV = "ATTN_COURSE_CHECK"  # set for the kernels a check starts
 
@@ -58,13 +71,13 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
     every test cell passed, 1 if some failed, 2 if the file is not a notebook (or the check
     is itself being run by a check or the grader)."""
     import nbformat
-    from traitlets.config import Config
 
     from attn_course.grading.cells import first_error, is_test_cell, part_name
-    from attn_course.grading.execute import GradingExecute
-    from attn_course.grading.sandbox import Sandbox
 
     out, err_out = out or sys.stdout, err or sys.stderr
+    timeout = DEFAULTS["timeout"] if timeout is None else timeout
+    if timeout < 1:  # nbclient would read 0 as "no limit"; the grader never runs unbounded
+        raise ValueError(f"the per-cell timeout must be at least 1 second, not {timeout}")
     if _nested() is not None:  # e.g. `!attn-course check` in a notebook being checked
         print(REFUSAL, file=err_out)
         return 2
@@ -84,23 +97,16 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
 
     edited, restored = _restore_released_tests(nb, path)
     print(f"Running {path.name} from top to bottom in a fresh kernel ...", file=out, flush=True)
-    box = Path(tempfile.mkdtemp(prefix="attn-check-"))
     before = os.environ.get(CHECK_ENV)
     os.environ[CHECK_ENV] = "1"  # the kernel inherits this process's environment
     try:
-        # the grader's own per-cell timeout unless one is given
-        given = {} if timeout is None else {"GradingExecute": {"timeout": timeout}}
-        ex = GradingExecute(config=Config(given))
-        ex.sandbox = Sandbox("none")
-        ex.box, ex.run_dir, ex.use_guard = box / "box", path.resolve().parent, True
-        (box / "box").mkdir()
-        executed, _ = ex.preprocess(nb, {"metadata": {"path": str(path.resolve().parent)}})
+        ex = run_notebook(nb, path.resolve().parent, timeout)
     finally:
         if before is None:
             os.environ.pop(CHECK_ENV, None)
         else:
             os.environ[CHECK_ENV] = before
-        shutil.rmtree(box, ignore_errors=True)
+    executed = ex.nb
 
     rows = []
     pending_solutions: list[str] = []
@@ -148,21 +154,132 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
             "will (it restores every test cell).",
             file=out,
         )
-    for kind, cells in (("timed out", ex.report.timeouts), ("killed the kernel", ex.report.deaths)):
+    for kind, cells in (("timed out", ex.timeouts), ("killed the kernel", ex.deaths)):
         for i in cells:
             print(f"Note: {part_name(executed.cells[i], i)} {kind}.", file=out)
-    report = ex.report
-    if report.undone:
+    if ex.undone:
         print(
             "Note: the notebook changes library functions the tests rely on ("
-            + ", ".join(report.undone[:4])
+            + ", ".join(ex.undone[:4])
             + "); the check undid that before each cell, and grading flags it for review.",
             file=out,
         )
-    if not report.guard_ok:
-        print(f"Note: grading would withhold the score: {report.guard_problem}.", file=out)
+    if ex.guard_problem:
+        print(f"Note: grading would withhold the score: {ex.guard_problem}.", file=out)
         return 1
     return 0 if len(passed) == len(rows) else 1
+
+
+MAX_KERNEL_STARTS = 4  # as GradingExecute.max_kernel_starts: a killing cell is skipped next
+GAVE_UP = "not run: the kernel died too many times in earlier cells"
+
+
+def _error_output(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(
+        output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+    )
+
+
+class CheckRun(NotebookClient):
+    """One attempt at the notebook in a fresh kernel: nbclient's ``NotebookClient``, every
+    cell run whatever the errors, a cell past ``timeout`` interrupted (nbclient's own
+    ``interrupt_on_timeout``) and given an error in words, the cells in ``skip`` (they
+    killed an earlier kernel) not run, and the guard asked after the last cell."""
+
+    def __init__(self, nb, run_dir: Path, box: Path, timeout: int, skip: dict, **kw):
+        super().__init__(
+            nb,
+            timeout=timeout,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            error_on_timeout={"ename": "CellTimeoutError", "evalue": "", "traceback": []},
+            resources={"metadata": {"path": str(run_dir)}},
+            **kw,
+        )
+        self.run_dir, self.box, self.skip = run_dir, box, skip
+        self.current: int | None = None
+        self.executed = 0
+        self.timeouts: list[int] = []
+        self.deaths: list[int] = []  # set by run_notebook: the cells skipped after killing one
+        self.undone: list[str] = []
+        self.guard_problem = ""
+        self.on_cell_executed = self._on_cell_executed
+
+    def create_kernel_manager(self):
+        """The grader's kernel manager, without a box: the guard loaded before the first cell."""
+        self.km = SandboxKernelManager(config=self.config)
+        # the student's own kernel: no box, so no limit is applied (Sandbox('none').wrap)
+        memory = parse_memory(DEFAULTS["memory"])
+        limits = Limits(self.timeout, memory, Limits.cpu_for(self.timeout))
+        self.km.configure(Sandbox("none"), limits, self.box, self.run_dir, 1, guard=True)
+        return self.km
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, **kw):
+        if cell_index in self.skip:
+            cell.outputs = [_error_output(*self.skip[cell_index])]
+        elif cell.cell_type == "code" and cell.source.strip():
+            self.current = cell_index
+            self.executed += 1
+            await super().async_execute_cell(cell, cell_index, execution_count, **kw)
+        if cell_index == len(self.nb.cells) - 1:  # the last cell: the kernel is still up
+            self.current = None
+            await self._ask_guard()
+        return cell
+
+    async def _ask_guard(self):
+        token, expressions = guard_question()
+        try:
+            msg_id = self.kc.execute(
+                "", silent=True, store_history=False, user_expressions=expressions
+            )
+            reply = await self.async_wait_for_reply(msg_id)
+        except Exception as err:  # noqa: BLE001  (anything wrong here is the notebook's doing)
+            self.guard_problem = f"the grading guard did not answer ({type(err).__name__})"
+            return
+        self.undone, self.guard_problem = guard_verdict(reply, token, self.executed)
+
+    def _on_cell_executed(self, cell, cell_index, execute_reply):
+        if (execute_reply or {}).get("content", {}).get("ename") == "CellTimeoutError":
+            self.timeouts.append(cell_index)
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "error"]
+            cell.outputs.append(
+                _error_output(
+                    "CellTimeoutError",
+                    f"this cell ran longer than {self.timeout} s (perhaps an endless loop) "
+                    "and was interrupted",
+                )
+            )
+
+
+def run_notebook(nb, run_dir: Path, timeout: int) -> CheckRun:
+    """Run ``nb`` in ``run_dir`` as the grader would; the last attempt (its ``nb`` holds the
+    outputs), with ``deaths``: the cells that killed a kernel and were skipped after."""
+    skip: dict[int, tuple[str, str]] = {}
+    box = Path(tempfile.mkdtemp(prefix="attn-check-"))  # the kernel's sockets and its log
+    try:
+        for start in range(1, MAX_KERNEL_STARTS + 1):
+            (box / "box").mkdir(exist_ok=True)
+            ex = CheckRun(copy.deepcopy(nb), run_dir, box / "box", timeout, dict(skip))
+            try:
+                ex.execute()
+                break
+            except (DeadKernelError, CellTimeoutError) as err:
+                if ex.current is None:  # the kernel did not even start
+                    raise
+                what = "died" if isinstance(err, DeadKernelError) else "stopped answering"
+                skip[ex.current] = (
+                    "KernelDied",
+                    f"the kernel {what} while running this cell; the notebook was run again "
+                    "in a fresh kernel without this cell",
+                )
+                if start == MAX_KERNEL_STARTS:  # give up: the rest is not run
+                    ex.nb.cells[ex.current].outputs = [_error_output(*skip[ex.current])]
+                    for cell in ex.nb.cells[ex.current + 1 :]:
+                        cell.outputs = [_error_output("NotRun", GAVE_UP)]
+    finally:
+        shutil.rmtree(box, ignore_errors=True)
+    ex.deaths = sorted(skip)
+    return ex
 
 
 def _restore_released_tests(nb, path: Path) -> tuple[list[str], list[str]]:
@@ -171,16 +288,15 @@ def _restore_released_tests(nb, path: Path) -> tuple[list[str], list[str]]:
     for as ``exercises/<name>/<name>.ipynb`` in the folders above ``path`` (a clone of the
     course)."""
     import nbformat
-    from nbgrader.utils import compute_checksum
 
-    from attn_course.grading.cells import is_test_cell, part_name
+    from attn_course.grading.cells import checksum, is_test_cell, part_name
 
     edited = [
         part_name(c, i)
         for i, c in enumerate(nb.cells)
         if is_test_cell(c)
         and c.metadata["nbgrader"].get("checksum")
-        and compute_checksum(c) != c.metadata["nbgrader"]["checksum"]
+        and checksum(c) != c.metadata["nbgrader"]["checksum"]
     ]
     if not edited:
         return [], []

@@ -54,6 +54,12 @@ DEPENDENCIES = (
         "call preprocess_cell for every cell in order inside setup_kernel()",
     ),
     Dependency(
+        "nbgrader.utils:compute_checksum",
+        "0ef25b0eb2106095",
+        "attn_course/grading/cells.py: checksum (a copy)",
+        "the students' `attn-course check` tells an edited test cell without nbgrader installed",
+    ),
+    Dependency(
         "jupyter_client.manager:KernelManager.kernel_spec",
         "78ad6d314e7e2902",
         "attn_course/grading/kernels.py: SandboxKernelManager.kernel_spec (overrides it)",
