@@ -16,6 +16,9 @@ cannot know about:
 - **Glued words.** A chapter glues a word that depends on the run (``{glue:md}`` of
   "lower" or "higher"); in a translated edition the word comes from the page's catalog,
   and a gettext build adds every such word to the page's template.
+- **Search in Chinese.** Sphinx's Chinese search segments text with jieba; the glossary's
+  Chinese terms (自注意力, 多头注意力, 位置编码, ...) are given to it as a user dictionary, so
+  each is indexed, and found, as one word.
 - **Nothing executed.** A translated or gettext build must take every notebook from the
   execution cache that the English build filled; a notebook it had to execute is an error.
 """
@@ -23,6 +26,7 @@ cannot know about:
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -43,6 +47,8 @@ logger = logging.getLogger(__name__)
 # Each edition: its language, its name in itself, its folder under _build/html.
 EDITIONS = {"en": ("English", ""), "zh_CN": ("中文", "zh")}
 _TEMPLATES = Path(__file__).parent / "templates"
+_GLOSSARY = Path(__file__).resolve().parent.parent / "book" / "glossary.md"
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 def _language(config) -> str:
@@ -209,6 +215,31 @@ def _add_templates(app, config):
     config.templates_path.append(str(_TEMPLATES))
 
 
+def glossary_terms(glossary: Path = _GLOSSARY) -> list[str]:
+    """The Chinese terms of the glossary's tables (their second column), one per term: a
+    cell "软注意力、硬注意力" holds two; a parenthesis ("（LSTM）") is not part of the term."""
+    terms = []
+    for line in glossary.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or cells[0] == "English" or not _CJK.search(cells[1]):
+            continue  # not a row of terms, or the header
+        for term in re.split(r"[、，,/]", re.sub(r"[（(][^）)]*[）)]", "", cells[1])):
+            if _CJK.search(term) and term.strip() not in terms:
+                terms.append(term.strip())
+    return terms
+
+
+def _search_dictionary(app, config):
+    """Give Sphinx's Chinese search (jieba) the glossary's terms as a user dictionary."""
+    if not _language(config).startswith("zh"):
+        return
+    path = Path(app.doctreedir) / "search-terms-zh.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # jieba's user dictionary: "word frequency tag"; a high frequency keeps a term whole
+    path.write_text("".join(f"{t} 100000 n\n" for t in glossary_terms()), encoding="utf-8")
+    config.html_search_options = {**(config.html_search_options or {}), "dict": str(path)}
+
+
 def _cache_records(app) -> dict[int, float]:
     from jupyter_cache import get_cache
 
@@ -243,6 +274,7 @@ def setup(app):
         app.add_role_to_domain("glue", name, _in_translated_message(role)(), override=True)
     app.add_role_to_domain("glue", "md", _in_translated_message(PasteMarkdownRole)(), override=True)
     app.connect("config-inited", _add_templates)
+    app.connect("config-inited", _search_dictionary)
     app.connect("builder-inited", _remember_cache)
     app.connect("doctree-resolved", _add_figure_words)
     app.connect("html-page-context", _edition_links, priority=900)  # after the theme

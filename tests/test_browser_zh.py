@@ -94,3 +94,45 @@ def test_language_switch_leads_to_the_english_page_and_back(site, browser):
     finally:
         context.close()
     assert not visit.page_errors and not visit.failed_requests, visit
+
+
+# Chinese queries as a reader types them, and a chapter each must find: single terms and
+# unspaced compounds the glossary defines (Sphinx segments them with jieba and the
+# glossary's terms, _ext/course_i18n.py).
+CHINESE_QUERIES = {
+    "掩码": "book/03_query_key_value",
+    "缩放": "book/03_query_key_value",
+    "多头注意力": "book/04_self_attention",
+    "位置编码": "book/04_self_attention",
+    "残差连接": "book/05_transformer",
+}
+
+
+def _search(page, site, query: str) -> list[str]:
+    """The result pages (without query or anchor) of the edition's search for ``query``."""
+    page.goto(site.url(f"{EDITION}/search.html?q={query}"), wait_until="load")
+    results = "document.querySelector('#search-results')?.innerText"
+    page.wait_for_function(f"() => /Search finished|搜索完成/.test({results})")
+    hrefs = page.locator("#search-results ul.search li a").evaluate_all(
+        "els => els.map(a => a.href.split('#')[0].split('?')[0])"
+    )
+    return hrefs
+
+
+def test_chinese_search_finds_the_chapter_of_each_term(site, browser):
+    context, visit = open_context(browser, site)
+    try:
+        page = context.new_page()
+        found = {query: _search(page, site, query) for query in CHINESE_QUERIES}
+        english = _search(page, site, "softmax")
+    finally:
+        context.close()
+    missed = {
+        query: hrefs
+        for query, hrefs in found.items()
+        if site.url(f"{EDITION}/{CHINESE_QUERIES[query]}.html") not in hrefs
+    }
+    assert not missed, f"Chinese queries that miss their chapter: {missed}"
+    assert site.url(f"{EDITION}/book/02_attention.html") in english, english
+    assert all(h.startswith(site.url(f"{EDITION}/")) for hrefs in found.values() for h in hrefs)
+    assert not visit.page_errors and not visit.console_errors, visit
