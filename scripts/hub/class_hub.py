@@ -41,6 +41,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+# The user tools live in sbin, which a non-login shell's PATH (cron, CI, `env -i`) may lack.
+_SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+
+
+def _system(tool: str) -> str:
+    """The path of a system tool such as ``useradd``, found in sbin too."""
+    return shutil.which(tool, path=_SBIN_PATH) or tool
+
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CONFIG = HERE / "jupyterhub_config.py"
@@ -171,12 +180,12 @@ class ClassHub:
 def _ensure_user(name: str, home: Path, password: str) -> None:
     try:
         pwd.getpwnam(name)
-        subprocess.run(["usermod", "-d", str(home), name], check=True)
+        subprocess.run([_system("usermod"), "-d", str(home), name], check=True)
     except KeyError:
         subprocess.run(
-            ["useradd", "-M", "-U", "-d", str(home), "-s", "/bin/bash", name], check=True
+            [_system("useradd"), "-M", "-U", "-d", str(home), "-s", "/bin/bash", name], check=True
         )
-    subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True)
+    subprocess.run([_system("chpasswd")], input=f"{name}:{password}\n", text=True, check=True)
     home.mkdir(parents=True, exist_ok=True)
     user = pwd.getpwnam(name)
     os.chown(home, user.pw_uid, user.pw_gid)
@@ -301,7 +310,7 @@ def create_class(
 def remove_users(hub: ClassHub) -> None:
     """Delete the class's unix users (their files go with the state folder)."""
     for name in [hub.instructor, *hub.students]:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
+        subprocess.run([_system("userdel"), name], check=False, capture_output=True)
 
 
 def start_hub(hub: ClassHub, log: Path, timeout: float = 120) -> subprocess.Popen:
