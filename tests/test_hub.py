@@ -68,13 +68,17 @@ def hub():
         yield cls
     finally:
         class_hub.stop_hub(proc)
-        # Stopping the hub stopped every user's server: no process of the class is left.
-        left = subprocess.run(
-            ["pgrep", "-a", "-u", f"{INSTRUCTOR},{ALICE},{BOB}"], stdout=subprocess.PIPE, text=True
+        # Stopping the hub stopped every user's server: no process of the class is left
+        # running (an exited one whose parent has not reaped it yet, a zombie, is not).
+        listed = subprocess.run(
+            ["ps", "-o", "pid=,stat=,args=", "-u", f"{INSTRUCTOR},{ALICE},{BOB}"],
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        running = [ln for ln in listed.stdout.splitlines() if not ln.split()[1].startswith("Z")]
         class_hub.remove_users(cls)
         shutil.rmtree(state, ignore_errors=True)
-        assert proc.returncode is not None and not left.stdout, left.stdout
+        assert proc.returncode is not None and not running, running
 
 
 def instructor(hub, *args: str) -> str:
