@@ -32,7 +32,14 @@ from attn_course.data import PAD, Task, make_batch
 from attn_course.functional._arrays import shape_of
 from attn_course.nn.decoders import greedy_decode
 
-__all__ = ["evaluate", "exact_match", "sequence_loss", "token_accuracy", "train"]
+__all__ = [
+    "evaluate",
+    "exact_match",
+    "sequence_loss",
+    "token_accuracy",
+    "train",
+    "warmup_factor",
+]
 
 
 def sequence_loss(
@@ -59,6 +66,20 @@ def sequence_loss(
     return (nll * tgt_mask).sum() / tgt_mask.sum()
 
 
+def warmup_factor(step: int, warmup: int) -> float:
+    """The learning rate of step ``step`` (from 0) as a fraction of its peak.
+
+    Vaswani et al. (2017, eq. 3) set ``lrate = d_model**-0.5 * min(t**-0.5, t * warmup**-1.5)``
+    at step t = step + 1: a linear rise for ``warmup`` steps, then ``1/sqrt(t)``. Divided by
+    its peak (at t = warmup) that is ``min(t / warmup, sqrt(warmup / t))``; ``warmup = 0``
+    means a constant rate (1).
+    """
+    if warmup == 0:
+        return 1.0
+    t = step + 1
+    return min(t / warmup, (warmup / t) ** 0.5)
+
+
 def train(
     model: torch.nn.Module,
     task: Task,
@@ -68,6 +89,10 @@ def train(
     lr: float = 3e-3,
     seed: int = 0,
     clip: float = 1.0,
+    warmup: int = 0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    until_loss: float | None = None,
+    window: int = 50,
     progress: bool = True,
     desc: str | None = None,
 ) -> dict[str, list[float]]:
@@ -76,24 +101,41 @@ def train(
     Args:
         model: ``model(batch) -> logits`` (B, T, V); trained in place.
         task: the toy task batches are drawn from.
-        steps: number of optimiser steps (one fresh batch each).
+        steps: number of optimiser steps (one fresh batch each); with ``until_loss``, the
+            most it may take.
         batch_size: sequences per batch.
         lengths: source length(s) of the batches: an int or an inclusive range ``(lo, hi)``.
         lr: Adam learning rate.
         seed: seeds the batches (and torch's RNG inside the loop, e.g. for dropout).
         clip: gradients are rescaled to at most this global norm (RNNs can blow up).
+        warmup: 0 for a constant rate; otherwise Vaswani et al.'s schedule scaled to peak
+            at ``lr``: the rate rises linearly for ``warmup`` steps, then falls as
+            ``1/sqrt(step)`` (:func:`warmup_factor`).
+        betas: Adam's (beta_1, beta_2); the Transformer paper uses (0.9, 0.98).
+        until_loss: stop at the first step where the mean loss of the last ``window``
+            steps is below this (the budget "trained until it fits equally well").
+        window: the number of steps ``until_loss`` averages.
         progress: show a tqdm progress bar.
         desc: label of the progress bar (default: the task's name).
 
     Returns:
-        ``{"loss": [...], "grad_norm": [...]}``, one entry per step (gradient norm before
-        clipping).
+        ``{"loss": [...], "grad_norm": [...], "lr": [...]}``, one entry per step taken
+        (gradient norm before clipping; the rate the step used).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be 0 (no warm-up) or a number of steps, got {warmup}")
+    if until_loss is not None and not until_loss > 0:
+        raise ValueError(f"until_loss must be a loss above 0 (or None), got {until_loss}")
+    if window < 1:
+        raise ValueError(f"window must be at least 1 step, got {window}")
     rng = np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history = {"loss": [], "grad_norm": []}
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_factor(step, warmup)
+    )
+    history = {"loss": [], "grad_norm": [], "lr": []}
     model.train()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -111,10 +153,16 @@ def train(
             optimizer.zero_grad()
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            history["lr"].append(optimizer.param_groups[0]["lr"])
             optimizer.step()
+            schedule.step()
             history["loss"].append(loss.item())
             history["grad_norm"].append(grad_norm.item())
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            recent = history["loss"][-window:]
+            if until_loss is not None and len(recent) == window:
+                if sum(recent) / window < until_loss:
+                    break
     model.eval()
     return history
 

@@ -82,3 +82,38 @@ def test_the_key_follows_the_code_and_the_settings():
     assert key == length._key(length.CHO, dict(length.SETTINGS))
     assert key != length._key(length.SUTSKEVER, length.SETTINGS)
     assert key != length._key(length.CHO, length.SETTINGS | {"lr": 1e-3})
+
+
+def test_compare_trains_each_seed_with_its_models_recipe(store):
+    """Chapter 5's comparison: one run per model and seed, the Transformer with the warm-up
+    and Adam betas of RECIPES, the attention decoder at a constant rate; each run is what
+    run() gives for the same settings (and is loaded from the store by it)."""
+    quick = QUICK | {"steps": 6, "until_loss": None}
+    result = length.compare(seeds=(0, 1), settings=quick)
+    assert list(result) == [length.ATTENTION, length.TRANSFORMER]
+    warmup = length.RECIPES[length.TRANSFORMER]["warmup"]
+    lr = length.SETTINGS["lr"]
+    for name, runs in result.items():
+        assert len(runs) == 2
+        rates = runs[0].histories[name]["lr"]
+        if name == length.TRANSFORMER:  # rising over the warm-up: k / warmup of the peak
+            assert rates == pytest.approx([lr * (k + 1) / warmup for k in range(6)])
+        else:
+            assert rates == pytest.approx([lr] * 6)
+    losses = [r.histories[length.TRANSFORMER]["loss"] for r in result[length.TRANSFORMER]]
+    assert losses[0] != losses[1]  # another seed: other weights and batches
+    again = length.run(
+        [length.TRANSFORMER],
+        length.TO_FIT | length.RECIPES[length.TRANSFORMER] | {"seed": 1} | quick,
+    )
+    assert again.loaded == [length.TRANSFORMER]
+    assert again.histories[length.TRANSFORMER]["loss"] == losses[1]
+
+
+def test_compare_stops_each_run_when_it_fits(store):
+    """With a threshold every run reaches at once (above chance loss, log V), a run stops as
+    soon as its window is full: the window is 50 steps."""
+    result = length.compare(
+        [length.ATTENTION], seeds=(0,), settings=QUICK | {"steps": 80, "until_loss": 50.0}
+    )
+    assert len(result[length.ATTENTION][0].histories[length.ATTENTION]["loss"]) == 50

@@ -26,7 +26,14 @@ from attn_course.data import (
 from attn_course.experiments.recency import context_influence as rnn_position_influence
 from attn_course.nn.decoders import ChoDecoder, Seq2Seq, SutskeverDecoder, greedy_decode
 from attn_course.nn.encoders import Encoder
-from attn_course.train import evaluate, exact_match, sequence_loss, token_accuracy, train
+from attn_course.train import (
+    evaluate,
+    exact_match,
+    sequence_loss,
+    token_accuracy,
+    train,
+    warmup_factor,
+)
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two contending ones
 
@@ -304,6 +311,80 @@ def test_training_is_deterministic_under_the_seed():
     model = _model(ChoDecoder, task)
     other = train(model, task, 15, 8, (2, 6), seed=8, progress=False)["loss"]
     assert other != runs[0]
+
+
+def test_warmup_factor_is_the_papers_schedule_over_its_peak():
+    """Vaswani et al.'s eq. 3, d_model**-0.5 * min(t**-0.5, t * W**-1.5) at t = step + 1,
+    divided by its value at t = W; by hand for W = 4: 1/4, 2/4, 3/4, 1, then sqrt(4/5)."""
+    W, d_model = 4, 512
+    assert [warmup_factor(k, W) for k in range(5)] == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0, (4 / 5) ** 0.5]
+    )
+
+    def paper(t):
+        return d_model**-0.5 * min(t**-0.5, t * W**-1.5)
+
+    for step in range(40):
+        assert warmup_factor(step, W) == pytest.approx(paper(step + 1) / paper(W))
+    assert warmup_factor(0, 0) == warmup_factor(1000, 0) == 1.0
+
+
+def test_train_uses_the_schedule_and_betas():
+    task = reversal_task()
+    torch.manual_seed(3)
+    model = _model(ChoDecoder, task)
+    history = train(
+        model, task, 12, 8, (2, 6), lr=2e-3, warmup=5, betas=(0.9, 0.98), progress=False
+    )
+    assert history["lr"] == pytest.approx([2e-3 * warmup_factor(k, 5) for k in range(12)])
+    # Adam's beta_2 reaches the optimiser: one step of torch's own Adam with those betas
+    # from the same start gives the same weights
+    torch.manual_seed(3)
+    a, b = _model(ChoDecoder, task), _model(ChoDecoder, task)
+    b.load_state_dict(a.state_dict())
+    train(a, task, 1, 8, (2, 6), lr=1e-2, betas=(0.5, 0.7), clip=1e9, progress=False)
+    batch = make_batch(task, 8, (2, 6), np.random.default_rng(0))
+    optimizer = torch.optim.Adam(b.parameters(), lr=1e-2, betas=(0.5, 0.7))
+    b.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        sequence_loss(b(batch), batch.tgt_out, batch.tgt_mask).backward()
+    optimizer.step()
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.allclose(p, q), name
+
+
+def test_train_until_loss_stops_where_the_window_first_falls_below():
+    """The stopped run is the prefix of the full run with the same seed, cut at the first
+    step whose last-5-steps mean is below the threshold (found here from the full run)."""
+    task = reversal_task()
+    torch.manual_seed(1)
+    model = _model(ChoDecoder, task)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    full = train(model, task, 60, 16, 3, lr=1e-2, seed=2, progress=False)["loss"]
+    means = [np.mean(full[k - 4 : k + 1]) for k in range(4, 60)]
+    threshold = float(np.median(means))
+    first = 4 + next(k for k, m in enumerate(means) if m < threshold)
+    model.load_state_dict(start)
+    stopped = train(
+        model, task, 60, 16, 3, lr=1e-2, seed=2, until_loss=threshold, window=5, progress=False
+    )["loss"]
+    assert stopped == full[: first + 1]
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"warmup": -1}, "warmup must be 0"),
+        ({"until_loss": 0.0}, "until_loss must be a loss above 0"),
+        ({"window": 0}, "window must be at least 1"),
+    ],
+)
+def test_train_rejects_bad_options(bad, message):
+    task = reversal_task()
+    model = _model(ChoDecoder, task)
+    with pytest.raises(ValueError, match=message):
+        train(model, task, 5, 4, 3, progress=False, **bad)
 
 
 def test_evaluate_returns_one_score_per_length_and_is_reproducible():

@@ -1,13 +1,21 @@
 r"""The course's length experiment (Chapter 2, closed in Chapter 5): accuracy against input
 length on the reversal task for Sutskever's and Cho's fixed-context models, the attention
-decoder and the Transformer, all trained with the same budget.
+decoder and the Transformer.
 
-The same budget means the same number of Adam steps, on the same batches (one seed), with
-input lengths drawn uniformly from 4 to 24, the same learning rate and gradient clipping,
-and the same width (the RNNs' ``d_hidden`` is the Transformer's ``d_model``). Every test
-length is inside the training range.
+Chapter 2 (:func:`run` with :data:`SETTINGS`) gives its three RNN models the same number of
+Adam steps, on the same batches (one seed), with input lengths drawn uniformly from 4 to
+24, the same learning rate and gradient clipping, and the same width (the RNNs'
+``d_hidden`` is the Transformer's ``d_model``). Every test length is inside the training
+range.
 
-Chapter 2 and Chapter 5 show the same runs. A trained model is stored (weights, loss curve,
+Chapter 5 (:func:`compare`) compares the attention decoder and the Transformer under a
+budget that does not favour the model with the cheaper step: each model, from each of
+:data:`SEEDS`, is trained until it fits the training batches equally well (:data:`TO_FIT`:
+the mean loss of its last 50 steps below a threshold, within a cap), the Transformer with
+the optimiser of its paper (:data:`RECIPES`); the chapter reports the steps and the time
+each needed, and the accuracy then.
+
+A trained model is stored (weights, loss curve,
 training time, accuracies) under ``_build/experiments/`` keyed by a hash of its settings, the
 code it depends on and the torch version, so within one build the second chapter loads what
 the first trained instead of training it again, and a change to any of these trains it
@@ -42,10 +50,14 @@ __all__ = [
     "ATTENTION",
     "CHO",
     "MODELS",
+    "RECIPES",
+    "SEEDS",
     "SETTINGS",
     "SUTSKEVER",
+    "TO_FIT",
     "TRANSFORMER",
     "LengthRun",
+    "compare",
     "make_model",
     "results_dir",
     "run",
@@ -74,7 +86,24 @@ SETTINGS = {
     "d_ff": 128,
     "test_lengths": tuple(range(4, 25, 2)),
     "n_test": 200,
+    # the optimiser and the stopping rule (train's arguments): Chapter 2's budget is
+    # ``steps`` Adam steps at a constant rate
+    "warmup": 0,
+    "betas": (0.9, 0.999),
+    "until_loss": None,
 }
+
+#: Chapter 5's budget: train until the mean loss of the last 50 steps is below
+#: ``until_loss``, in at most ``steps`` steps (a model that never fits stops there).
+TO_FIT = {"until_loss": 0.01, "steps": 3000}
+
+#: How each model is optimised in Chapter 5, over :data:`SETTINGS`: the Transformer as
+#: Vaswani et al. train it, Adam with beta_2 = 0.98 and a warm-up to the same peak rate,
+#: then a 1/sqrt(step) decay (:func:`attn_course.train.warmup_factor`).
+RECIPES = {TRANSFORMER: {"warmup": 100, "betas": (0.9, 0.98)}}
+
+#: Chapter 5's seeds: each gives a model its initial weights and its batches.
+SEEDS = (0, 1, 2)
 
 
 def make_model(name: str, vocab_size: int, settings=SETTINGS) -> Seq2Seq:
@@ -158,6 +187,9 @@ def _train_one(name: str, task, settings: dict) -> dict:
         s["lengths"],
         lr=s["lr"],
         seed=s["seed"],
+        warmup=s["warmup"],
+        betas=tuple(s["betas"]),
+        until_loss=s["until_loss"],
         progress=False,
     )
     seconds = time.perf_counter() - start
@@ -178,6 +210,7 @@ def run(names: Iterable[str] = MODELS, settings: dict | None = None) -> LengthRu
         raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(SETTINGS)}")
     s = SETTINGS | (settings or {})
     s["lengths"], s["test_lengths"] = tuple(s["lengths"]), tuple(s["test_lengths"])
+    s["betas"] = tuple(s["betas"])
     task = reversal_task()
     store = results_dir()
     result = LengthRun()
@@ -205,6 +238,31 @@ def run(names: Iterable[str] = MODELS, settings: dict | None = None) -> LengthRu
         result.seconds[name] = record["seconds"]
         result.exact[name] = {int(n): float(v) for n, v in record["exact"].items()}
     return result
+
+
+def compare(
+    names: Iterable[str] = (ATTENTION, TRANSFORMER),
+    seeds: Iterable[int] = SEEDS,
+    settings: dict | None = None,
+) -> dict[str, list[LengthRun]]:
+    """Chapter 5's comparison: each named model from each seed, trained to fit
+    (:data:`TO_FIT`, with its :data:`RECIPES`), stored and loaded as :func:`run` does.
+
+    Args:
+        names: which of :data:`MODELS`.
+        seeds: one run of each model per seed.
+        settings: overrides of everything else (e.g. a lower cap for a quick look).
+
+    Returns ``{name: [LengthRun, one per seed]}``; the steps a run took are
+    ``len(run.histories[name]["loss"])``.
+    """
+    extra = settings or {}
+    return {
+        name: [
+            run([name], TO_FIT | RECIPES.get(name, {}) | {"seed": seed} | extra) for seed in seeds
+        ]
+        for name in names
+    }
 
 
 def step_seconds(models: dict, steps: int = 10, repeats: int = 2, settings: dict | None = None):
