@@ -18,13 +18,27 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["as_numpy", "book_style", "curves", "heatmap", "heatmaps", "palette", "screen_png"]
+__all__ = [
+    "as_numpy",
+    "book_style",
+    "curves",
+    "heatmap",
+    "heatmaps",
+    "palette",
+    "screen_png",
+    "smallest_text_pt",
+]
 
 # The book's figures: inches at this many CSS pixels each (the size a desktop shows),
 # drawn with PIXEL_RATIO device pixels per CSS pixel, so they stay sharp on phones and
 # high-density screens.
 DPI = 110
 PIXEL_RATIO = 2
+# The smallest text the book's pages print (the theme's code blocks, in CSS pixels): a
+# figure is given a shown width at which its own smallest text is at least this large.
+SMALL_PRINT_PX = 14
+# The PNG text chunk that records a figure's smallest text, in points.
+SMALLEST_TEXT_KEY = "Smallest text (pt)"
 
 # Matrices with at most this many cells get their values written in each cell.
 ANNOTATE_MAX_CELLS = 64
@@ -33,19 +47,51 @@ _LINESTYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
+def smallest_text_pt(fig: Figure) -> float | None:
+    """The size in points of the smallest visible text of ``fig`` (None: it has none)."""
+    from matplotlib.text import Text
+
+    fig.draw_without_rendering()  # tick labels get their text when drawn
+    sizes = [
+        t.get_fontsize()
+        for t in fig.findobj(Text)
+        # a hidden Axes hides its texts
+        if t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())
+    ]
+    return min(sizes, default=None)
+
+
 def screen_png(fig: Figure, **savefig_kw) -> tuple[bytes, dict]:
     """The PNG of ``fig`` as a page shows it: cropped like the inline backend's, drawn at
-    :data:`PIXEL_RATIO` × the figure's dpi, and the display metadata that shows it at its
-    1× width.
+    :data:`PIXEL_RATIO` × the figure's dpi, and the display metadata that gives its shown
+    width in CSS pixels.
+
+    The shown width is the figure's 1× width, enlarged when its smallest text would
+    otherwise print smaller than :data:`SMALL_PRINT_PX` (a phone shows a figure at this
+    width, and lets the reader scroll it sideways: ``_static/course.css``). The smallest
+    text's size is recorded in the PNG (:data:`SMALLEST_TEXT_KEY`), for the book's tests.
 
     IPython's own "retina" format does the same but also fixes the height, which stretches
     the picture when a narrow screen shrinks it to the column: only the width is given here.
     """
+    smallest = smallest_text_pt(fig)
+    metadata = dict(savefig_kw.pop("metadata", {}))
+    if smallest is not None:
+        metadata[SMALLEST_TEXT_KEY] = f"{smallest:g}"
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight", dpi=PIXEL_RATIO * fig.dpi, **savefig_kw)
+    fig.savefig(
+        buffer,
+        format="png",
+        bbox_inches="tight",
+        dpi=PIXEL_RATIO * fig.dpi,
+        metadata=metadata,
+        **savefig_kw,
+    )
     png = buffer.getvalue()
-    width = int.from_bytes(png[16:20], "big")  # the IHDR chunk: width, then height
-    return png, {"width": round(width / PIXEL_RATIO)}
+    width = int.from_bytes(png[16:20], "big") / PIXEL_RATIO  # IHDR: width, then height
+    if smallest is not None:  # text printed at smallest * dpi / 72 CSS pixels at 1×
+        width *= max(1.0, SMALL_PRINT_PX / (smallest * fig.dpi / 72))
+    return png, {"width": round(width)}
 
 
 def book_style() -> None:

@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from attn_course.diagrams import MIN_FONT_PT
+from attn_course.plotting import SMALLEST_TEXT_KEY
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -216,17 +217,19 @@ def settle(page) -> None:
 _PAGE_FACTS = """
 async () => {
   const content = document.querySelector('article, main') || document.body;
-  // An image is cut off when it sticks out of the window or out of a box that clips
-  // (or scrolls) it.
+  // An image is cut off when it sticks out of a box that clips it, or out of the window.
+  // A box that scrolls shows all of it to a reader who scrolls: from there on, the box
+  // itself must fit.
   const cutOff = (img) => {
-    const r = img.getBoundingClientRect();
-    if (r.left < -1 || r.right > document.documentElement.clientWidth + 1) return true;
+    let r = img.getBoundingClientRect();
     for (let el = img.parentElement; el && el !== document.body; el = el.parentElement) {
-      if (getComputedStyle(el).overflowX === 'visible') continue;
+      const overflow = getComputedStyle(el).overflowX;
+      if (overflow === 'visible') continue;
       const box = el.getBoundingClientRect();
+      if (overflow === 'auto' || overflow === 'scroll') { r = box; continue; }
       if (r.left < box.left - 1 || r.right > box.right + 1) return true;
     }
-    return false;
+    return r.left < -1 || r.right > document.documentElement.clientWidth + 1;
   };
   const images = await Promise.all(Array.from(document.images).map(async (img) => {
     try { await img.decode(); } catch (e) {}
@@ -290,16 +293,18 @@ RAW_TEX = [
 ]
 
 
-def _png_dpi(site: Site, url: str) -> float | None:
-    """The dpi stored in a local PNG (matplotlib writes it), or None."""
+def _png_facts(site: Site, url: str) -> tuple[float | None, float | None]:
+    """The dpi stored in a local PNG and the size in points of its smallest text (both
+    written by matplotlib: ``attn_course.plotting.screen_png``), each None if absent."""
     path = site.file(url)
     if path is None or path.suffix.lower() != ".png" or not path.is_file():
-        return None
+        return None, None
     from PIL import Image
 
     with Image.open(path) as image:
         dpi = image.info.get("dpi")
-    return float(dpi[0]) if dpi and dpi[0] else None
+        smallest = image.info.get(SMALLEST_TEXT_KEY)
+    return (float(dpi[0]) if dpi and dpi[0] else None), (float(smallest) if smallest else None)
 
 
 def page_problems(site: Site, page, visit: Visit, width: int = VIEWPORT["width"]) -> list[str]:
@@ -336,19 +341,24 @@ def page_problems(site: Site, page, visit: Visit, width: int = VIEWPORT["width"]
             )
         if img["cutOff"]:
             problems.append(f"figure cut off at {width} px: {img['attrSrc']}")
-        dpi = _png_dpi(site, img["src"])
+        dpi, smallest_pt = _png_facts(site, img["src"])
         if dpi and img["renderedWidth"] > 0:
             px_per_inch = img["renderedWidth"] / (img["naturalWidth"] / dpi)
-            # Plots are drawn for book width; diagrams for phones too (checked below).
             if px_per_inch < MIN_PX_PER_INCH and width >= VIEWPORT["width"]:
                 problems.append(
                     f"figure shrunk to {px_per_inch:.0f} px per inch (labels unreadable; "
                     f"draw it narrower, figsize ≈ (7, 3.5)): {img['attrSrc']}"
                 )
-            label_px = MIN_FONT_PT / 72 * px_per_inch
-            if img["diagram"] and label_px < facts["smallPrint"] - 0.05:
+            # Its smallest text as printed on the screen: the PNG records it (a diagram's
+            # labels are at least MIN_FONT_PT). Diagrams are checked at every width, plots
+            # on a phone (where they may scroll sideways instead of shrinking).
+            label_pt = smallest_pt or (MIN_FONT_PT if img["diagram"] else None)
+            label_px = label_pt / 72 * px_per_inch if label_pt else None
+            checked = img["diagram"] or width <= PHONE["width"]
+            if checked and label_px and label_px < facts["smallPrint"] - 0.05:
+                kind = "diagram labels" if img["diagram"] else "figure text"
                 problems.append(
-                    f"diagram labels {label_px:.1f} px at {width} px, smaller than the page's "
+                    f"{kind} {label_px:.1f} px at {width} px, smaller than the page's "
                     f"small print ({facts['smallPrint']:.1f} px): {img['attrSrc']}"
                 )
         elif img["diagram"]:

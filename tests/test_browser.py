@@ -35,6 +35,8 @@ import pytest
 from book_toc import toc_entries
 from browser_fixtures import PHONE, VIEWPORT, WIDTHS, open_context, page_problems, raw_tex, serve
 
+from attn_course.plotting import SMALLEST_TEXT_KEY
+
 pytestmark = [pytest.mark.book]
 
 
@@ -78,6 +80,7 @@ BROKEN_PAGE = r"""<!DOCTYPE html><html><head><title>broken</title>{layout}
 <div style="width: 100px; overflow: hidden">
 <img src="wide.png" alt="a wide figure" style="max-width: none"></div>
 <figure class="diagram"><img src="diagram.png" alt="a diagram drawn 7 inches wide"></figure>
+<img src="small_text.png" alt="a plot whose notes are 8 pt">
 <script>window.callSomethingUndefined();</script>
 <script>console.error("something went wrong");</script>
 <h1>A title</h1>
@@ -91,12 +94,15 @@ CLEAN_PAGE = """<!DOCTYPE html><html><head><title>clean</title>
 <img src="plot2x.png" width="70" alt="a small test figure">
 <figure class="diagram"><img src="small_diagram.png" width="240" alt="a diagram 2 inches wide">
 </figure>
+<div style="width: 100px; overflow-x: auto">
+<img src="scrolled.png" width="200" style="max-width: none" alt="a plot that scrolls"></div>
 </article></body></html>
 """
 
 
 def test_checks_catch_a_broken_page(tmp_path, browser):
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     Image.new("RGB", (70, 35), "white").save(tmp_path / "plot.png", dpi=(100, 100))
     # the same 0.7 in drawn for high-density screens: twice the pixels, at twice the dpi
@@ -108,6 +114,15 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
     # 2 in at 240 dpi, shown 240 px wide: 10 pt labels are 16.7 px, over the clean page's
     # small print, and drawn at twice the shown width
     Image.new("RGB", (480, 240), "white").save(tmp_path / "small_diagram.png", dpi=(240, 240))
+    # 7 in at 200 dpi whose smallest text is 8 pt: in the 730 px column, 104 px per inch,
+    # so 11.6 px, under the small print (checked for plots on a phone)
+    notes = PngInfo()
+    notes.add_text(SMALLEST_TEXT_KEY, "8")
+    Image.new("RGB", (1400, 400), "white").save(
+        tmp_path / "small_text.png", dpi=(200, 200), pnginfo=notes
+    )
+    # wider than its box, which scrolls: not cut off
+    Image.new("RGB", (400, 100), "white").save(tmp_path / "scrolled.png", dpi=(200, 200))
     (tmp_path / "broken.html").write_text(BROKEN_PAGE.replace("{layout}", _BOOK_LAYOUT))
     (tmp_path / "clean.html").write_text(CLEAN_PAGE.replace("{layout}", _BOOK_LAYOUT))
     server, site = serve(tmp_path)
@@ -155,6 +170,12 @@ def test_checks_catch_a_broken_page(tmp_path, browser):
     assert clean_problems == [], clean_problems
     # the book layout's 730 px column is wider than a phone
     assert "the page scrolls sideways at 375 px: " in phone_problems, phone_problems
+    # a plot's text is checked on a phone, not at book width
+    assert (
+        "figure text 11.6 px at 375 px, smaller than the page's small print (16.0 px): "
+        "small_text.png"
+    ) in phone_problems, phone_problems
+    assert "small_text.png" not in problems, problems
 
 
 @pytest.mark.parametrize(

@@ -147,3 +147,53 @@ def test_curves_rejects_bad_input():
         curves({"loss": [1, 2, 3]}, bands={"loss": [0.1, 0.1]})
     with pytest.raises(ValueError, match="band 'acc' has no curve"):
         curves({"loss": [1, 2, 3]}, bands={"acc": [0.1, 0.1, 0.1]})
+
+
+# ---------------------------------------------------------------- the PNG a page shows
+
+
+def _png(fig):
+    import io
+
+    from PIL import Image
+
+    from attn_course.plotting import screen_png
+
+    png, metadata = screen_png(fig)
+    image = Image.open(io.BytesIO(png))
+    return image, metadata
+
+
+def test_screen_png_is_drawn_at_twice_the_width_it_is_shown_at():
+    fig, ax = plt.subplots(figsize=(4, 2), dpi=110)
+    ax.plot([0, 1])  # tick labels at the default 10 pt: 15.3 px, over the 14 px small print
+    image, metadata = _png(fig)
+    assert image.info["dpi"][0] == pytest.approx(220, abs=0.05)  # PNG stores dots per metre
+    assert metadata == {"width": round(image.size[0] / 2)}
+    assert float(image.info["Smallest text (pt)"]) == plt.rcParams["font.size"] == 10
+    plt.close(fig)
+
+
+def test_screen_png_shows_small_text_wider_so_it_prints_at_the_small_print():
+    """An 8 pt note at 110 dpi is 8 * 110 / 72 = 12.2 px at 1×: shown 14 / 12.2 = 1.145
+    times wider, it prints at 14 px."""
+    fig, ax = plt.subplots(figsize=(4, 2), dpi=110)
+    ax.plot([0, 1])
+    ax.text(0.5, 0.5, "a note", fontsize=8)
+    hidden = fig.add_axes((0, 0, 0.1, 0.1))
+    hidden.text(0, 0, "never drawn", fontsize=3)
+    hidden.set_visible(False)
+    image, metadata = _png(fig)
+    assert image.info["Smallest text (pt)"] == "8"
+    assert metadata["width"] == round(image.size[0] / 2 * 14 / (8 * 110 / 72))
+    plt.close(fig)
+
+
+def test_screen_png_of_a_figure_without_text():
+    fig, ax = plt.subplots(figsize=(2, 1), dpi=110)
+    ax.axis("off")
+    ax.plot([0, 1])
+    image, metadata = _png(fig)
+    assert "Smallest text (pt)" not in image.info
+    assert metadata == {"width": round(image.size[0] / 2)}
+    plt.close(fig)
