@@ -1,4 +1,4 @@
-"""The book in several languages from one source, loaded by _config.yml (``local_extensions``).
+r"""The book in several languages from one source, loaded by _config.yml (``local_extensions``).
 
 Sphinx translates the prose (gettext catalogs in ``locales/``); this adds what Sphinx
 cannot know about:
@@ -15,7 +15,12 @@ cannot know about:
   page's glue data, resolved after reading: the translation keeps the role as it is.
 - **Glued words.** A chapter glues a word that depends on the run (``{glue:md}`` of
   "lower" or "higher"); in a translated edition the word comes from the page's catalog,
-  and a gettext build adds every such word to the page's template.
+  in a translated sentence or on its own (a table cell), and a gettext build adds every
+  such word to the page's template.
+- **Captions of the table of contents.** ``_toc.yml``'s part captions become toctree
+  captions that sphinx-external-toc inserts into the root page after Sphinx translated
+  it (its transform runs after Sphinx's ``Locale``); they are translated here, right
+  after they are inserted, from the root page's catalog, as Sphinx translates a caption.
 - **Search in Chinese.** Sphinx's Chinese search segments text with jieba; the glossary's
   Chinese terms (自注意力, 多头注意力, 位置编码, ...) are given to it as a user dictionary, so
   each is indexed, and found, as one word.
@@ -34,9 +39,11 @@ from myst_nb.ext.glue.crossref import read_glue_cache
 from myst_nb.ext.glue.directives import PasteFigureDirective
 from myst_nb.ext.glue.roles import PasteMarkdownRole, PasteRoleAny, PasteTextRole
 from myst_nb.ext.glue.utils import RetrievalError, glue_warning, retrieve_glue_data
+from sphinx import addnodes
 from sphinx.builders.gettext import I18nBuilder, MsgOrigin
 from sphinx.locale import get_translation
 from sphinx.locale import init as init_locale
+from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
 from sphinx.util.i18n import docname_to_domain
 
@@ -148,6 +155,16 @@ def _in_translated_message(role_class):
                     ]
                 text = _page_catalog(env).gettext(word)
                 return [nodes.inline(text, text)], []  # as myst-nb renders {glue:md}
+            if _language(env.config) != "en" and not isinstance(env.app.builder, I18nBuilder):
+                # a word outside any translated message: a table cell that holds only the
+                # word is no message, Sphinx leaves it as it is
+                try:
+                    word = retrieve_glue_data(self.document, key).data.get("text/markdown")
+                except RetrievalError:
+                    word = None
+                if word is not None:
+                    text = _page_catalog(env).gettext(word)
+                    return [nodes.inline(text, text)], []
             result, messages = super().run()
             if isinstance(env.app.builder, I18nBuilder):
                 try:
@@ -180,6 +197,28 @@ def _add_figure_words(app, doctree, docname):
         for word in node["glued_words"]:
             if i18n.has_words(word):  # a version number has nothing to translate
                 catalog.add(word, MsgOrigin(node.source or docname, node.line or 0))
+
+
+class TranslateTocCaptions(SphinxTransform):
+    """The toctree captions sphinx-external-toc inserts (its ``InsertToctrees``, priority
+    100) come after Sphinx's ``Locale`` (20): translate them as ``Locale`` would have,
+    through ``toctree.apply_translated_message``, from the page's catalog."""
+
+    default_priority = 101  # right after InsertToctrees, before the doctree is read
+
+    def apply(self, **kwargs):
+        if _language(self.config) == "en" or isinstance(self.app.builder, I18nBuilder):
+            return
+        catalog = None
+        for node in self.document.findall(addnodes.toctree):
+            caption = node.get("rawcaption") or node.get("caption")
+            if not caption:
+                continue
+            catalog = catalog or _page_catalog(self.env)
+            node["rawcaption"] = caption
+            translated = catalog.gettext(caption)
+            if translated != caption:
+                node.apply_translated_message(caption, translated)
 
 
 def _edition_links(app, pagename, templatename, context, doctree):
@@ -273,6 +312,7 @@ def setup(app):
     for name, role in [("", PasteRoleAny), ("any", PasteRoleAny), ("text", PasteTextRole)]:
         app.add_role_to_domain("glue", name, _in_translated_message(role)(), override=True)
     app.add_role_to_domain("glue", "md", _in_translated_message(PasteMarkdownRole)(), override=True)
+    app.add_transform(TranslateTocCaptions)
     app.connect("config-inited", _add_templates)
     app.connect("config-inited", _search_dictionary)
     app.connect("builder-inited", _remember_cache)
