@@ -21,6 +21,12 @@ cannot know about:
   captions that sphinx-external-toc inserts into the root page after Sphinx translated
   it (its transform runs after Sphinx's ``Locale``); they are translated here, right
   after they are inserted, from the root page's catalog, as Sphinx translates a caption.
+- **Words in maths.** Sphinx does not translate maths, so the words of a formula
+  (``\text{relevance}``, ``\text{input gate}``) would stay English. Each is a message
+  of one catalog shared by every page, ``maths`` (``math_messages``: an aligned row's
+  annotation after ``&&`` is one message, TeX and all, so a translation can reorder it;
+  elsewhere each ``\text{...}`` with a word): a gettext build writes them to the
+  template ``maths.pot``, a translated build puts their translations into the formula.
 - **Search in Chinese.** Sphinx's Chinese search segments text with jieba; the glossary's
   Chinese terms (自注意力, 多头注意力, 位置编码, ...) are given to it as a user dictionary, so
   each is indexed, and found, as one word.
@@ -193,6 +199,11 @@ def _add_figure_words(app, doctree, docname):
     for figure in doctree.findall(nodes.figure):
         for words in figure.get("figure_words", []):
             catalog.add(words, MsgOrigin(figure.source or docname, figure.line or 0))
+    for node in doctree.findall(_is_math):  # the words of its formulas: the maths catalog
+        for _, _, message in math_messages(node.astext()):
+            builder.catalogs[MATHS_DOMAIN].add(
+                message, MsgOrigin(node.source or docname, node.line or 0)
+            )
     for node in doctree.findall(lambda n: isinstance(n, nodes.Element) and "glued_words" in n):
         for word in node["glued_words"]:
             if i18n.has_words(word):  # a version number has nothing to translate
@@ -219,6 +230,68 @@ class TranslateTocCaptions(SphinxTransform):
             translated = catalog.gettext(caption)
             if translated != caption:
                 node.apply_translated_message(caption, translated)
+
+
+# The words of every page's formulas are one catalog (locales/<lang>/LC_MESSAGES/maths.po):
+# they are notation, the same on every page, and none collides with a page's own message
+# ("model" in $d_\text{model}$ is not a figure's "model").
+MATHS_DOMAIN = "maths"
+_TEXT = re.compile(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def math_messages(tex: str) -> list[tuple[int, int, str]]:
+    """(start, end, message) of every stretch of a formula's TeX that holds words: the
+    annotation of an aligned row (what follows its last ``&&``, up to ``\\\\``) as a
+    whole; elsewhere the content of each ``\\text{...}``, its outer spaces left out."""
+    found = []
+    for line in re.finditer(r"[^\n]+", tex):
+        row = line.group()
+        if "&&" in row:
+            start = row.rindex("&&") + 2
+            end = len(row) - len(re.search(r"(\s*\\\\)?\s*$", row[start:]).group())
+            note = row[start:end]
+            if any(_WORD.search(t) for t in _TEXT.findall(note)):
+                lead = len(note) - len(note.lstrip())
+                found.append((line.start() + start + lead, line.start() + end, note.strip()))
+                continue
+        for text in _TEXT.finditer(row):
+            content = text.group(1)
+            if _WORD.search(content):
+                lead = len(content) - len(content.lstrip())
+                first = line.start() + text.start(1) + lead
+                found.append((first, first + len(content.strip()), content.strip()))
+    return found
+
+
+def translate_math(tex: str, gettext) -> str:
+    """The formula with each of its ``math_messages`` translated."""
+    for start, end, message in reversed(math_messages(tex)):
+        tex = tex[:start] + gettext(message) + tex[end:]
+    return tex
+
+
+def _is_math(node) -> bool:
+    return isinstance(node, (nodes.math, nodes.math_block))
+
+
+class TranslateMath(SphinxTransform):
+    """A translated edition: the words of every formula from the page's catalog (after
+    Sphinx's ``Locale``, so a translated paragraph's maths is translated too)."""
+
+    default_priority = 25
+
+    def apply(self, **kwargs):
+        if _language(self.config) == "en" or isinstance(self.app.builder, I18nBuilder):
+            return
+        catalog = None
+        for node in list(self.document.findall(_is_math)):
+            if not math_messages(node.astext()):
+                continue
+            if catalog is None:
+                dirs = [str(Path(self.env.srcdir, d)) for d in self.config.locale_dirs]
+                catalog = init_locale(dirs, _language(self.config), MATHS_DOMAIN)[0]
+            node[:] = [nodes.Text(translate_math(node.astext(), catalog.gettext))]
 
 
 def _edition_links(app, pagename, templatename, context, doctree):
@@ -313,6 +386,7 @@ def setup(app):
         app.add_role_to_domain("glue", name, _in_translated_message(role)(), override=True)
     app.add_role_to_domain("glue", "md", _in_translated_message(PasteMarkdownRole)(), override=True)
     app.add_transform(TranslateTocCaptions)
+    app.add_transform(TranslateMath)
     app.connect("config-inited", _add_templates)
     app.connect("config-inited", _search_dictionary)
     app.connect("builder-inited", _remember_cache)
