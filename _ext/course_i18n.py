@@ -348,7 +348,9 @@ def _search_dictionary(app, config):
     path = Path(app.doctreedir) / "search-terms-zh.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     # jieba's user dictionary: "word frequency tag"; a high frequency keeps a term whole
-    path.write_text("".join(f"{t} 100000 n\n" for t in glossary_terms()), encoding="utf-8")
+    # ("作业 notebook" cannot be one: a space separates the dictionary's fields)
+    words = [t for t in glossary_terms() if " " not in t]
+    path.write_text("".join(f"{t} 100000 n\n" for t in words), encoding="utf-8")
     config.html_search_options = {**(config.html_search_options or {}), "dict": str(path)}
 
 
