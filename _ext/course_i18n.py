@@ -15,8 +15,9 @@ cannot know about:
   page's glue data, resolved after reading: the translation keeps the role as it is.
 - **Glued words.** A chapter glues a word that depends on the run (``{glue:md}`` of
   "lower" or "higher"); in a translated edition the word comes from the page's catalog,
-  in a translated sentence or on its own (a table cell), and a gettext build adds every
-  such word to the page's template.
+  in a translated sentence or on its own (a table cell), spaced from its neighbours by
+  the edition's rule (none between Chinese characters, one between Chinese and a Latin
+  letter or digit), and a gettext build adds every such word to the page's template.
 - **Captions of the table of contents.** ``_toc.yml``'s part captions become toctree
   captions that sphinx-external-toc inserts into the root page after Sphinx translated
   it (its transform runs after Sphinx's ``Locale``); they are translated here, right
@@ -27,6 +28,8 @@ cannot know about:
   annotation after ``&&`` is one message, TeX and all, so a translation can reorder it;
   elsewhere each ``\text{...}`` with a word): a gettext build writes them to the
   template ``maths.pot``, a translated build puts their translations into the formula.
+- **Citations in Chinese.** "Cho 等人（2014）" in the Chinese edition, not "Cho et al.
+  [2014]": sphinxcontrib-bibtex's author-year style with Chinese words and brackets.
 - **Search in Chinese.** Sphinx's Chinese search segments text with jieba; the glossary's
   Chinese terms (自注意力, 多头注意力, 位置编码, ...) are given to it as a user dictionary, so
   each is indexed, and found, as one word.
@@ -50,6 +53,7 @@ from sphinx.builders.gettext import I18nBuilder, MsgOrigin
 from sphinx.locale import get_translation
 from sphinx.locale import init as init_locale
 from sphinx.transforms import SphinxTransform
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 from sphinx.util.i18n import docname_to_domain
 
@@ -124,6 +128,80 @@ def _page_catalog(env):
     return init_locale(dirs, _language(env.config), domain)[0]
 
 
+def _glued_inline(text: str) -> nodes.inline:
+    node = nodes.inline(text, text)
+    node["glued_word"] = True  # for SpaceGluedWords
+    return node
+
+
+def _is_cjk(char: str) -> bool:
+    return bool(_CJK.match(char))
+
+
+def _gap(before: str, after: str) -> str | None:
+    """The space between two neighbouring characters in Chinese text: none between two
+    Chinese characters, one between a Chinese character and a Latin letter or a digit;
+    None where the rule says nothing (punctuation, symbols)."""
+    if _is_cjk(before) and _is_cjk(after):
+        return ""
+    if (_is_cjk(before) and after.isascii() and after.isalnum()) or (
+        _is_cjk(after) and before.isascii() and before.isalnum()
+    ):
+        return " "
+    return None
+
+
+class SpaceGluedWords(SphinxTransform):
+    """A glued word in a translated sentence takes the spaces the English sentence gave it
+    ("损失 {glue:md}`trend` 它"): set the space on each side of a glued word by the
+    edition's rule (``_gap``), so "损失高于它" and "PyTorch 2.13.0 的" whichever word
+    the run picked."""
+
+    default_priority = 30  # after Sphinx's Locale has put the translated sentences in
+
+    def apply(self, **kwargs):
+        if _language(self.config) == "en" or isinstance(self.app.builder, I18nBuilder):
+            return
+        for node in list(self.document.findall(nodes.inline)):
+            word, parent = node.astext(), node.parent
+            if not node.get("glued_word") or not word.strip() or parent is None:
+                continue
+            at = parent.index(node)
+            before = parent[at - 1] if at > 0 else None
+            text = str(before).rstrip()  # (a docutils Text is true even when empty)
+            if isinstance(before, nodes.Text) and text:
+                gap = _gap(text[-1], word.strip()[0])
+                if gap is not None:
+                    parent.replace(before, nodes.Text(text + gap))
+            after = parent[at + 1] if at + 1 < len(parent) else None
+            text = str(after).lstrip()
+            if isinstance(after, nodes.Text) and text:
+                gap = _gap(word.strip()[-1], text[0])
+                if gap is not None:
+                    parent.replace(after, nodes.Text(gap + text))
+
+
+class SpaceSolutionTitles(SphinxPostTransform):
+    """sphinx-exercise titles a solution "Solution to" + " Exercise 2.1" (a link): in
+    Chinese "解答 练习 2.1", a space between two Chinese words. Drop it (after
+    sphinx-exercise has built the title, its post-transform of priority 21)."""
+
+    default_priority = 22
+
+    def run(self, **kwargs):
+        if _language(self.config) == "en":
+            return
+        for title in self.document.findall(nodes.title):
+            if type(title.parent).__name__ != "solution_node" or len(title) < 2:
+                continue
+            head, link = title[0], title[1]
+            text = link.next_node(nodes.Text) if isinstance(link, nodes.Element) else None
+            if isinstance(head, nodes.Text) and text is not None and str(head).strip():
+                rest = str(text).lstrip()
+                if rest and _gap(str(head).rstrip()[-1], rest[0]) == "":
+                    text.parent.replace(text, nodes.Text(rest))
+
+
 def _in_translated_message(role_class):
     """``role_class``, taking glue data from the page when used in a translated message;
     a glued Markdown word speaks the page's language."""
@@ -160,7 +238,7 @@ def _in_translated_message(role_class):
                         glue_warning(f"no glued Markdown {key!r}", self.document, self.line)
                     ]
                 text = _page_catalog(env).gettext(word)
-                return [nodes.inline(text, text)], []  # as myst-nb renders {glue:md}
+                return [_glued_inline(text)], []  # as myst-nb renders {glue:md}
             if _language(env.config) != "en" and not isinstance(env.app.builder, I18nBuilder):
                 # a word outside any translated message: a table cell that holds only the
                 # word is no message, Sphinx leaves it as it is
@@ -169,8 +247,7 @@ def _in_translated_message(role_class):
                 except RetrievalError:
                     word = None
                 if word is not None:
-                    text = _page_catalog(env).gettext(word)
-                    return [nodes.inline(text, text)], []
+                    return [_glued_inline(_page_catalog(env).gettext(word))], []
             result, messages = super().run()
             if isinstance(env.app.builder, I18nBuilder):
                 try:
@@ -341,6 +418,38 @@ def glossary_terms(glossary: Path = _GLOSSARY) -> list[str]:
     return terms
 
 
+def _chinese_citations(app, config):
+    """Citations as a Chinese text writes them: "Cho 等人（2014）", "（Bahdanau 等人，2015）",
+    not "Cho et al. [2014]" (sphinxcontrib-bibtex's author-year style, its words and
+    brackets changed)."""
+    if not _language(config).startswith("zh") or config.bibtex_reference_style != "author_year":
+        return
+    from dataclasses import dataclass, field
+
+    from sphinxcontrib.bibtex.plugin import register_plugin
+    from sphinxcontrib.bibtex.style.referencing import BracketStyle, PersonStyle
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+
+    def brackets():
+        return BracketStyle(left="（", right="）", sep="；", sep2="；", last_sep="；")
+
+    @dataclass
+    class ChineseAuthorYear(AuthorYearReferenceStyle):
+        bracket_textual: BracketStyle = field(default_factory=brackets)
+        bracket_parenthetical: BracketStyle = field(default_factory=brackets)
+        person: PersonStyle = field(
+            default_factory=lambda: PersonStyle(
+                sep="、", sep2=" 和 ", last_sep=" 和 ", other=" 等人"
+            )
+        )
+        author_year_sep: str = "，"
+        text_reference_sep: str = ""
+
+    name = f"{config.bibtex_reference_style}_{_language(config)}"
+    register_plugin("sphinxcontrib.bibtex.style.referencing", name, ChineseAuthorYear, force=True)
+    config.bibtex_reference_style = name
+
+
 def _search_dictionary(app, config):
     """Give Sphinx's Chinese search (jieba) the glossary's terms as a user dictionary."""
     if not _language(config).startswith("zh"):
@@ -389,8 +498,11 @@ def setup(app):
     app.add_role_to_domain("glue", "md", _in_translated_message(PasteMarkdownRole)(), override=True)
     app.add_transform(TranslateTocCaptions)
     app.add_transform(TranslateMath)
+    app.add_transform(SpaceGluedWords)
+    app.add_post_transform(SpaceSolutionTitles)
     app.connect("config-inited", _add_templates)
     app.connect("config-inited", _search_dictionary)
+    app.connect("config-inited", _chinese_citations)
     app.connect("builder-inited", _remember_cache)
     app.connect("doctree-resolved", _add_figure_words)
     app.connect("html-page-context", _edition_links, priority=900)  # after the theme
