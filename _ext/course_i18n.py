@@ -422,7 +422,8 @@ def _chinese_citations(app, config):
     """Citations as a Chinese text writes them: "Cho 等人（2014）", "（Bahdanau 等人，2015）",
     not "Cho et al. [2014]" (sphinxcontrib-bibtex's author-year style, its words and
     brackets changed)."""
-    if not _language(config).startswith("zh") or config.bibtex_reference_style != "author_year":
+    style = getattr(config, "bibtex_reference_style", None)  # (a book may cite nothing)
+    if not _language(config).startswith("zh") or style != "author_year":
         return
     from dataclasses import dataclass, field
 
@@ -445,7 +446,7 @@ def _chinese_citations(app, config):
         author_year_sep: str = "，"
         text_reference_sep: str = ""
 
-    name = f"{config.bibtex_reference_style}_{_language(config)}"
+    name = f"{style}_{_language(config)}"
     register_plugin("sphinxcontrib.bibtex.style.referencing", name, ChineseAuthorYear, force=True)
     config.bibtex_reference_style = name
 
