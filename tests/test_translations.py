@@ -17,6 +17,7 @@ fail would show up. tests/test_browser_zh.py opens the Chinese pages in a browse
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -150,15 +151,32 @@ def test_templates_include_the_figure_words(fresh_templates):
 # --------------------------------------------------------------------------
 
 
+_TEXT = re.compile(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+def math_skeleton(tex: str) -> str:
+    """A formula's TeX without its words, which the translation changes (tests/test_math_zh.py
+    checks them): every ``\\text{...}`` emptied; an aligned row's annotation (after its
+    last ``&&``), whose words a translation may reorder around its symbols, reduced to the
+    sorted characters of its symbols."""
+    rows = []
+    for row in tex.splitlines():
+        if "&&" in row:
+            head, note = row.rsplit("&&", 1)
+            row = head + "&&" + "".join(sorted(_TEXT.sub("", note).replace(" ", "")))
+        rows.append(_TEXT.sub(r"\\text{}", row))
+    return " ".join(" ".join(rows).split())
+
+
 def page_invariants(html: str) -> dict[str, Counter]:
-    """What a translation must keep, from a page's article: glued values, math (as TeX),
-    internal links, images of figures."""
+    """What a translation must keep, from a page's article: glued values, math (as TeX,
+    its words aside), internal links, images of figures."""
     article = BeautifulSoup(html, "html.parser").select_one("article.bd-article")
     if article is None:
         return {}
     return {
         "glued values": Counter(e.get_text(strip=True) for e in article.select(".pasted-text")),
-        "math": Counter(" ".join(e.get_text().split()) for e in article.select(".math")),
+        "math": Counter(math_skeleton(e.get_text()) for e in article.select(".math")),
         # (a figure drawn larger than shown links to its full-size image, which each edition
         # draws in its own language: not a cross-reference)
         "cross-references": Counter(
@@ -202,6 +220,14 @@ def test_invariant_check_finds_a_lost_glue_math_or_link():
     typed_in = same.replace('<span class="pasted-text">0.91</span>', "0.91")
     altered = same.replace("C_i", "C")
     unlinked = same.replace('<a class="reference internal" href="notation.html">记号</a>', "记号")
+    worded = english.replace("C_i", "C_i \\text{ for output } i")
+    translated = same.replace("C_i", "C_i \\text{ 对输出 } i")
+    assert invariant_differences(worded, translated) == []  # words in maths: translated
+    row = "e &= \\rho(s, h) && \\text{relevance of } j \\text{ for } i \\\\"
+    assert math_skeleton(row) == math_skeleton(
+        "e &= \\rho(s, h) && \\text{对 } i \\text{ 而言 } j \\text{ 的相关性} \\\\"
+    )
+    assert math_skeleton(row) != math_skeleton(row.replace("} j", "} k"))
     assert invariant_differences(english, typed_in)[0].startswith("glued values: ")
     assert invariant_differences(english, altered)[0].startswith("math: ")
     assert invariant_differences(english, unlinked)[0].startswith("cross-references: ")
