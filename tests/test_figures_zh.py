@@ -150,3 +150,46 @@ def test_chinese_figures_are_translated_and_have_no_tofu(book_html, doc):
         problems += [f"{key}: untranslated: {w!r}" for w in untranslated]
         problems += [f"{key}: {m}" for m in sorted(set(missing))]
     assert not problems, f"{doc}:\n" + "\n".join(problems)
+
+
+def _page_images(html_path: Path) -> list[Path]:
+    """The PNG files a built page shows in its content, in order."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html_path.read_text("utf-8"), "html.parser")
+    article = soup.find("article") or soup
+    return [
+        (html_path.parent / img["src"]).resolve()
+        for img in article.find_all("img")
+        if img.get("src", "").endswith(".png")
+    ]
+
+
+@pytest.mark.book
+@pytest.mark.parametrize("doc", PAGES)
+def test_every_figure_with_translated_words_is_drawn_again_in_chinese(book_html, doc):
+    """The zh page shows its own picture of every figure whose words the catalog
+    translates: at least that many of its figures differ from the English page's (a figure
+    whose labels are all symbols and kept terms, like "softmax", may stay the same)."""
+    with (CATALOGS / f"{doc}.po").open("rb") as f:
+        catalog = read_po(f)
+
+    def translated(word):
+        message = catalog.get(word)
+        return bool(message and message.string and message.string != word)
+
+    with_words = 0
+    for _, pickled in _cached_figures(doc):
+        fig = i18n.unpickle_figure(pickled)
+        with_words += any(translated(t.get_text()) for t in i18n.figure_words(fig))
+        plt.close(fig)
+    english = _page_images(book_html / f"{doc}.html")
+    chinese = _page_images(book_html / "zh" / f"{doc}.html")
+    assert len(english) == len(chinese), (doc, len(english), len(chinese))
+    redrawn = sum(
+        en.read_bytes() != zh.read_bytes() for en, zh in zip(english, chinese, strict=True)
+    )
+    assert redrawn >= with_words, (
+        f"{doc}: {with_words} figures have translated words, but only {redrawn} of the "
+        f"zh page's {len(chinese)} figures differ from the English page's"
+    )
