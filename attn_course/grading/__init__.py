@@ -55,7 +55,8 @@ def configure(c) -> None:
     Registers, in nbgrader's own pipelines, the repair of tampered notebooks before nbgrader's
     sanitising, the boxed execution (:class:`~attn_course.grading.execute.GradingExecute` in
     place of ``Execute``) and the fair scoring with the guard's verdict; ``zip_collect``'s
-    file-name pattern and the feedback's preprocessors. Plain ``nbgrader
+    file-name pattern, the translations of the released notebooks, and the feedback's
+    preprocessors. Plain ``nbgrader
     autograde``, formgrader and ``attn-course grade`` then grade every submission alike.
     Options stay configurable after the call (``c.GradingExecute.memory = "1G"`` etc.).
     """
@@ -89,6 +90,10 @@ def configure(c) -> None:
     from attn_course.grading.preflight import PreflightHook
 
     c.Autograde.pre_convert_hook = PreflightHook(c)
+    # each released notebook also in every language with a catalog, beside the English one
+    from attn_course.grading.languages import TranslateRelease
+
+    c.GenerateAssignment.post_convert_hook = TranslateRelease(c)
 
     # LMS downloads: `nbgrader zip_collect` maps file names with the pattern `attn-course grade`
     # uses; feedback shows each test's name, points and message, never a hidden test's code,
