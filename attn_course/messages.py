@@ -45,13 +45,31 @@ _PLACEHOLDER = re.compile(r"(\{[^{}]*\})")
 
 def use_language(language: str) -> None:
     """Make this process (a notebook's kernel) print the assignments' messages in
-    ``language`` (one of :data:`LANGUAGES`)."""
+    ``language`` (one of :data:`LANGUAGES`). In IPython, an assertion a test cell makes
+    itself (``assert ..., f"..."``) is shown in that language too (:func:`_shown_in`)."""
     if language not in LANGUAGES:
         raise ValueError(
             f"unknown language {language!r}: the assignments' messages exist in "
             + ", ".join(repr(x) for x in LANGUAGES)
         )
     os.environ[ENV] = language
+    try:
+        from IPython import get_ipython
+    except ImportError:  # not in IPython: nothing shows tracebacks for us
+        return
+    shell = get_ipython()
+    if shell is not None and language != "en":
+        shell.set_custom_exc((AssertionError,), _shown_in)  # IPython's public hook
+
+
+def _shown_in(shell, etype, evalue, tb, tb_offset=None):
+    """IPython's handler of a test cell's ``AssertionError``: its message in the current
+    language (the checks' messages are already), then IPython's own traceback."""
+    said = str(evalue)
+    translated = text(said)
+    if translated != said:
+        evalue.args = (translated,)
+    shell.showtraceback((etype, evalue, tb), tb_offset=tb_offset)
 
 
 def language() -> str:

@@ -39,6 +39,8 @@ WRONG = {
     "    e = np.exp(x)  # no maximum subtracted: overflows\n"
     "    return e / e.sum(axis=axis, keepdims=True)",
     "dot_score": "def dot_score(query, keys):\n    return query @ keys",
+    # fails the test cell's own `assert ..., f"..."`, not a check of attn_course.checks
+    "attention": "def attention(query, keys, values, score=None, mask=None):\n    return []",
 }
 
 
@@ -190,6 +192,7 @@ def test_feedback_is_in_the_language_of_the_notebook(mixed, path):
     ), zh[:3000]
     assert "dot_score 抛出了 ValueError" in zh
     assert "取指数之前先沿 `axis` 减去最大值" in zh
+    assert "attention 应当返回 (output, weights) 这一对，但返回的是 list" in zh
     leaked = [m for m in _english_messages() if m in zh]
     assert not leaked, leaked
     assert "Assignment 3 — Query, Key, Value" in en and "score" in en
@@ -234,6 +237,7 @@ def test_the_check_speaks_chinese_for_a_chinese_notebook(tmp_path):
     assert "未通过" in out and "通过" in out and "个测试单元格中有" in out
     assert "dot_score 抛出了 ValueError" in out
     assert "在 a @ b 中，a 的最后一个轴的大小必须等于 b 的倒数第二个轴的大小" in out
+    assert "attention 应当返回 (output, weights) 这一对，但返回的是 list" in out
     leaked = [m for m in _english_messages() if m in out]
     assert not leaked, leaked
 
