@@ -164,3 +164,22 @@ def test_test_cell_words_from_templates_and_pieces(chinese):
         "大的输入会让 np.exp 上溢：取指数之前先沿 `axis` 减去最大值。"
     )
     assert messages.text("a sentence no catalog has") == "a sentence no catalog has"
+
+
+def test_a_notebook_in_an_unknown_language_is_a_clear_error():
+    nb = nbformat.read(RELEASE / "03_query_key_value" / LANGUAGE / "03_query_key_value.ipynb", 4)
+    nb.metadata["attn_course"]["language"] = "xx"
+    with pytest.raises(ValueError, match="'xx'.*'en', 'zh_CN'"):
+        notebook_language(nb)
+    with pytest.raises(ValueError, match="no translation to 'en'"):
+        localize(nb, "en")
+
+
+def test_an_edited_translated_cell_is_left_for_the_repair(chinese):
+    en = nbformat.read(RELEASE / "03_query_key_value" / "03_query_key_value.ipynb", 4)
+    zh = nbformat.read(RELEASE / "03_query_key_value" / LANGUAGE / "03_query_key_value.ipynb", 4)
+    zh.cells[0].source += "\n\n我改了这里。"
+    cells = {c.metadata.nbgrader["grade_id"]: c for c in en.cells if c.metadata.nbgrader["locked"]}
+    language, mapped = to_source(zh, cells)
+    assert language == LANGUAGE and "intro" not in mapped and "setup" in mapped
+    assert zh.cells[0].source.endswith("我改了这里。")  # OverwriteCells restores and reports it
