@@ -31,6 +31,7 @@ __all__ = [
     "LANGUAGES",
     "LOCALE_DIR",
     "N_",
+    "english",
     "gettext_",
     "language",
     "text",
@@ -150,6 +151,40 @@ def _translate(s: str, language: str, depth: int = 0) -> str | None:
             if rest is not None:
                 return _fill(m, holes, msgstr) + rest
     return None
+
+
+def english(s: str, lang: str) -> str:
+    """A test cell's words in ``lang`` back to the English of the source (the inverse of
+    :func:`text`, for reading graded notebooks); as they are when no translation matches."""
+    if lang == "en" or not s:
+        return s
+    reverse = _reverse(lang)
+    if s in reverse:
+        return reverse[s]
+    for regex, holes, msgid in _reverse_patterns(lang):
+        m = regex.fullmatch(s)
+        if m:
+            return _fill(m, holes, msgid)
+    return s
+
+
+@cache
+def _reverse(language: str) -> dict[str, str]:
+    return {v: k for k, v in catalog(language).items()}
+
+
+@cache
+def _reverse_patterns(language: str) -> list[tuple[re.Pattern, list[str], str]]:
+    out = []
+    for msgid, msgstr in sorted(catalog(language).items(), key=lambda kv: -len(kv[1])):
+        parts = _PLACEHOLDER.split(msgstr)
+        if len(parts) == 1:
+            continue
+        regex = "".join(
+            re.escape(p) if i % 2 == 0 else f"(?P<p{i // 2}>.+?)" for i, p in enumerate(parts)
+        )
+        out.append((re.compile(regex, re.DOTALL), parts[1::2], msgid))
+    return out
 
 
 def text(s: str, lang: str | None = None) -> str:

@@ -250,3 +250,26 @@ def test_every_chinese_notebook_with_the_solutions_passes_its_public_tests(assig
     proc = _check(tmp_path / f"{assignment}.ipynb")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FAILED" not in proc.stdout and "未通过" not in proc.stdout
+
+
+def test_the_report_reads_a_chinese_failure_as_the_same_failure(mixed):
+    """`attn-course report` groups failures by their structure (failures.signature): the same
+    mistake in a Chinese notebook has the same signature as in an English one."""
+    from attn_course.grading.failures import cell_failure
+
+    course, *_ = mixed
+
+    def failures(student):
+        nb = nbformat.read(course / "autograded" / student / A / f"{A}.ipynb", 4)
+        found = {}
+        for cell in nb.cells:
+            failure = cell_failure(cell)
+            if failure is not None:
+                found[cell.metadata.nbgrader["grade_id"]] = failure.signature
+        return found
+
+    for name in ("wrong", "blank"):
+        en, zh = failures(f"en_{name}"), failures(f"{ZH}_{name}")
+        assert en and en == zh, (en, zh)
+    kinds = {s[0] for s in failures("en_wrong").values()}
+    assert {"raised", "not finite"} <= kinds, kinds  # parsed, not grouped by their raw text
