@@ -183,3 +183,58 @@ def test_an_edited_translated_cell_is_left_for_the_repair(chinese):
     language, mapped = to_source(zh, cells)
     assert language == LANGUAGE and "intro" not in mapped and "setup" in mapped
     assert zh.cells[0].source.endswith("我改了这里。")  # OverwriteCells restores and reports it
+
+
+def _failures() -> list[tuple]:
+    """The signature (failures.py, read by `attn-course report`) of one failure of each kind
+    of the checks, in the current language."""
+    from attn_course.checks import check_rows_sum_to_one, run_unchanged
+    from attn_course.grading.failures import signature
+
+    def dot_score(query, keys):
+        return query @ keys
+
+    def layer_norm(x):
+        raise NotImplementedError()
+
+    def encoder_layer(x):
+        return layer_norm(x)
+
+    def shift(x):
+        x -= 1
+        return x
+
+    q, K = np.ones((1, 2)), np.ones((3, 2))
+    cases = [
+        lambda: check_array("dot_score(q, K)", run(dot_score, q, K), np.zeros((1, 3))),
+        lambda: check_array("the weights on padded keys", run(encoder_layer, q), q),
+        lambda: check_array("the output", run(layer_norm, q), q),
+        lambda: check_array("softmax([-1000, -1000])", np.array([np.nan, 1.0]), np.zeros(2)),
+        lambda: check_array("attention weights", np.ones(2), np.zeros(2)),
+        lambda: check_shape("the output", np.ones((2, 3)), (3, 2), hint="One output row."),
+        lambda: check_shape("the output", None, (3, 2)),
+        lambda: check_shape("the output", (np.ones(2), np.ones(2)), (3, 2)),
+        lambda: check_shape("the output", "text", (3, 2)),
+        lambda: check_rows_sum_to_one("attention weights", -np.ones((2, 2))),
+        lambda: check_rows_sum_to_one("attention weights", np.ones((2, 2))),
+        lambda: run_unchanged(shift, np.ones(3)),
+    ]
+    out = []
+    for case in cases:
+        with pytest.raises(AssertionError) as err:
+            case()
+        out.append(signature(type(err.value).__name__, str(err.value)))
+    return out
+
+
+def test_the_report_reads_every_kind_of_failure_alike_in_both_languages(monkeypatch):
+    monkeypatch.delenv(messages.ENV, raising=False)
+    english = _failures()
+    monkeypatch.setenv(messages.ENV, LANGUAGE)
+    chinese = _failures()
+    kinds = [s[0] for s in english]
+    expected = ["raised", "helper not written", "not written", "not finite", "wrong values",
+                "wrong shape", "returned None", "returned a tuple", "not an array",
+                "negative entries", "does not sum to 1", "changed its input"]  # fmt: skip
+    assert kinds == expected, kinds
+    assert chinese == english

@@ -28,7 +28,7 @@ _CALL = r"(?:(?P<what>.+?) could not be computed: )?"  # run() outside a check: 
 # (kind, pattern over the message, the groups that make its structure); first match wins
 _TEMPLATES = [
     ("helper not written", _CALL + r"(?P<name>\S+) calls "
-     r"(?P<helper>\S+).*?which is not written yet", ("what", "name", "helper")),
+     r"(?P<helper>[^\s,]+).*?which is not written yet", ("what", "name", "helper")),
     ("not written", _CALL + r"(?P<name>\S+) is not written yet",
      ("what", "name")),
     ("raised in a helper", _CALL + r"(?P<error>\w+) raised in "
