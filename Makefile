@@ -64,12 +64,15 @@ book-zh: $(STAMP) fonts sphinx-conf
 	    -D language=zh_CN -W -n --keep-going -q . _build/html/zh
 
 # Update locales/<lang>/ from the English source: new and changed messages come in
-# untranslated (or fuzzy), removed ones go. Translate them, then `make book`.
+# untranslated (or fuzzy), removed ones go. Translate them, then `make book`. The
+# assignments' catalogs (exercises/*.po, checks.po) come from solutions/ and the package:
+# translate them, then `make exercises`.
 translations: $(STAMP) sphinx-conf
 	rm -rf _build/gettext
 	$(BIN)/sphinx-build -b gettext -c $(SPHINX_CONF) -d _build/.doctrees-gettext \
 	    -W -n --keep-going -q . _build/gettext
 	$(BIN)/sphinx-intl update -p _build/gettext -d locales $(addprefix -l ,$(LANGUAGES))
+	$(BIN)/python scripts/notebook_catalogs.py update
 
 # Extra pytest arguments, e.g. make test PYTEST_ARGS="-k 03_query"
 # --dist loadfile: each test file runs on one worker, so a file's session fixtures (a class
@@ -107,7 +110,8 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-# Regenerate the student notebooks from the instructor ones.
+# Regenerate the student notebooks from the instructor ones, and their translations from the
+# catalogs (compiled into the package first).
 exercises: $(STAMP)
 	$(BIN)/python scripts/make_exercises.py
 

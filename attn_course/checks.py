@@ -36,7 +36,9 @@ import warnings
 
 import numpy as np
 
-from attn_course.tracebacks import Origin, enclosing_check, origin, trimmed
+from attn_course.messages import gettext_ as _
+from attn_course.messages import text
+from attn_course.tracebacks import call_failed, enclosing_check, origin, trimmed
 
 __all__ = [
     "CallError",
@@ -105,7 +107,7 @@ EQUIVALENTS: dict[str, tuple[str, ...]] = {
     ),
 }
 # Modules of this package whose functions are never forbidden: the checks themselves.
-_ALLOWED_MODULES = {"attn_course.checks", "attn_course.grading"}
+_ALLOWED_MODULES = {"attn_course.checks", "attn_course.grading", "attn_course.messages"}
 _SENTINEL = "attn_course.checks: forbidden call to "
 
 
@@ -118,11 +120,11 @@ class CallError(AssertionError):
 
 
 def _message(name: str, used: str) -> str:
-    return (
-        f"{name} uses {used}, the ready-made version of what this exercise asks you to "
-        f"write. This part gets no points that way: implement {name} yourself with basic "
+    return _(
+        "{name} uses {used}, the ready-made version of what this exercise asks you to "
+        "write. This part gets no points that way: implement {name} yourself with basic "
         "NumPy operations (np.exp, np.sum, @, ...)."
-    )
+    ).format(name=name, used=used)
 
 
 # --- finding the forbidden objects ---------------------------------------------------------
@@ -264,9 +266,13 @@ def run(fn, *args, **kwargs):
       that function, and a helper without ``return`` is named when its None fails.
     """
     if not callable(fn):
-        raise AssertionError(f"expected a function, but found {type(fn).__name__}: {fn!r}")
+        raise AssertionError(
+            _("expected a function, but found {type}: {value}").format(
+                type=type(fn).__name__, value=repr(fn)
+            )
+        )
     __tracebackhide__ = True  # IPython and pytest show the student's frames, not these
-    name = getattr(fn, "__name__", "your function")
+    name = getattr(fn, "__name__", None) or _("your function")
     forbidden = _forbidden(name)
     used = _scan(fn, forbidden)
     if used is not None:
@@ -287,76 +293,9 @@ def run(fn, *args, **kwargs):
         if isinstance(err, NotImplementedError) and msg.startswith(_SENTINEL):
             raise LibraryCallError(_message(name, msg[len(_SENTINEL) :])) from None
         what, hint = enclosing_check(sys._getframe(1))
-        message = _call_failed(fn, args, kwargs, err, what, hint, origin(fn, err))
+        message = call_failed(fn, args, kwargs, err, what, hint, origin(fn, err))
         # Your function raised (the traceback above): the message below says where and why.
         raise CallError(message) from trimmed(err, __file__)
-
-
-# --- when the student's function raises ---------------------------------------------------
-
-# numpy's words for the two most common mistakes, and what they mean
-_PLAIN_WORDS = {
-    "mismatch in its core dimension": "in a @ b, the last axis of a must have the size of "
-    "the second-to-last axis of b",
-    "could not be broadcast together": "elementwise operations need shapes whose sizes, "
-    "compared from the right, are equal or 1",
-}
-
-
-def _describe(value) -> str:
-    shape = getattr(value, "shape", None)
-    if shape is not None and not isinstance(value, np.generic):
-        return f"of shape {tuple(int(n) for n in shape)}"
-    if callable(value):
-        return f"= {getattr(value, '__name__', type(value).__name__)}"
-    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
-        return f"= {value!r}"
-    return f"of type {type(value).__name__}"
-
-
-def _inputs(fn, args, kwargs) -> str:
-    """'query of shape (1, 2) and keys of shape (3, 2)', named by the student's signature."""
-    try:
-        bound = inspect.signature(fn).bind(*args, **kwargs).arguments.items()
-    except (TypeError, ValueError):  # the call itself does not fit the signature
-        bound = [(f"argument {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
-    parts = [f"{k} {_describe(v)}" for k, v in bound]
-    if len(parts) > 1:
-        return ", ".join(parts[:-1]) + " and " + parts[-1]
-    return parts[0] if parts else "no arguments"
-
-
-def _call_failed(
-    fn, args, kwargs, err: Exception, what: str | None, hint: str, where: Origin | None = None
-) -> str:
-    name = getattr(fn, "__name__", "your function")
-    error = " ".join(str(err).split()) or "(no message)"
-    where = where or Origin()
-    via = f" through {', '.join(where.through)}" if where.through else ""
-    unwritten = isinstance(err, NotImplementedError) and not str(err)
-    if unwritten and where.raised_in:
-        said = (
-            f"{name} calls {where.raised_in}{via}, which is not written yet: it still raises "
-            "NotImplementedError"
-        )
-    elif unwritten:
-        said = f"{name} is not written yet: it still raises NotImplementedError"
-    else:
-        if where.raised_in:
-            said = (
-                f"{type(err).__name__} raised in {where.raised_in} (called by {name}{via}): {error}"
-            )
-        else:
-            said = f"{name} raised {type(err).__name__}: {error}"
-        words = [w for key, w in _PLAIN_WORDS.items() if key in error]
-        if words:
-            said += f" ({words[0]})"
-        if where.returned_none:
-            helper = where.returned_none
-            said += f" (the None is what {helper} returned: does {helper} lack a `return`?)"
-    called = f"{name} was" if where.raised_in or where.returned_none else "it was"
-    head = f"{what} could not be computed: " if what else ""
-    return f"{head}{said}; {called} called with {_inputs(fn, args, kwargs)}. {hint}".strip()
 
 
 # --- comparing results --------------------------------------------------------------------
@@ -365,20 +304,27 @@ def _call_failed(
 def to_numpy(value, what: str = "your function") -> np.ndarray:
     """The result as a float64 NumPy array; a clear message if it is not an array at all."""
     __tracebackhide__ = True
+    words = text(what) if what != "your function" else _("your function")
     if value is None:
-        raise AssertionError(f"{what} returned None: did you forget the `return` statement?")
+        raise AssertionError(
+            _("{what} returned None: did you forget the `return` statement?").format(what=words)
+        )
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, tuple):
         raise AssertionError(
-            f"{what} returned a tuple of {len(value)} items; it should return one array"
+            _("{what} returned a tuple of {n} items; it should return one array").format(
+                what=words, n=len(value)
+            )
         )
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise AssertionError(
-            f"{what} returned a {type(value).__name__}, which is not an array of numbers"
+            _("{what} returned a {type}, which is not an array of numbers").format(
+                what=words, type=type(value).__name__
+            )
         ) from err
     return array
 
@@ -390,7 +336,9 @@ def check_shape(what: str, got, expected_shape: tuple[int, ...], hint: str = "")
     expected_shape = tuple(expected_shape)
     if array.shape != expected_shape:
         raise AssertionError(
-            f"{what} has shape {array.shape}, but it should have shape {expected_shape}. {hint}"
+            _("{what} has shape {got}, but it should have shape {expected}. {hint}").format(
+                what=text(what), got=array.shape, expected=expected_shape, hint=text(hint)
+            )
         ).with_traceback(None)
     return array
 
@@ -415,17 +363,34 @@ def check_array(
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         raise AssertionError(
-            f"{what} contains {array[index]} at index {index}, where {expected[index]:.6g} "
-            f"was expected. NaN or inf usually means an overflow or a division by zero. {hint}"
+            _(
+                "{what} contains {value} at index {index}, where {expected} was expected. "
+                "NaN or inf usually means an overflow or a division by zero. {hint}"
+            ).format(
+                what=text(what),
+                value=array[index],
+                index=index,
+                expected=f"{expected[index]:.6g}",
+                hint=text(hint),
+            )
         )
     close = np.isclose(array, expected, atol=atol, rtol=rtol, equal_nan=True)
     if not close.all():
         diff = np.where(close, 0.0, np.abs(array - expected))
         index = tuple(int(i) for i in np.unravel_index(np.nanargmax(diff), diff.shape))
         raise AssertionError(
-            f"{what} is wrong at {int((~close).sum())} of {close.size} entries; "
-            f"e.g. at index {index} you returned {array[index]:.6g}, "
-            f"but it should be {expected[index]:.6g}. {hint}"
+            _(
+                "{what} is wrong at {wrong} of {size} entries; e.g. at index {index} you "
+                "returned {got}, but it should be {expected}. {hint}"
+            ).format(
+                what=text(what),
+                wrong=int((~close).sum()),
+                size=close.size,
+                index=index,
+                got=f"{array[index]:.6g}",
+                expected=f"{expected[index]:.6g}",
+                hint=text(hint),
+            )
         )
 
 
@@ -434,12 +399,17 @@ def check_rows_sum_to_one(what: str, got, axis: int = -1, hint: str = "") -> Non
     __tracebackhide__ = True
     array = to_numpy(got, what)
     if (array < -1e-12).any():
-        raise AssertionError(f"{what} has negative entries, so it is not a distribution. {hint}")
+        raise AssertionError(
+            _("{what} has negative entries, so it is not a distribution. {hint}").format(
+                what=text(what), hint=text(hint)
+            )
+        )
     sums = array.sum(axis=axis)
     if not np.allclose(sums, 1.0, atol=1e-5):
         raise AssertionError(
-            f"{what} should sum to 1 along axis {axis}, "
-            f"but the sums are {np.round(sums, 4)}. {hint}"
+            _("{what} should sum to 1 along axis {axis}, but the sums are {sums}. {hint}").format(
+                what=text(what), axis=axis, sums=np.round(sums, 4), hint=text(hint)
+            )
         )
 
 
@@ -465,18 +435,20 @@ def run_unchanged(fn, *args, **kwargs):
     the right values and silently changes the caller's scores, states or weights.
     """
     __tracebackhide__ = True
-    name = getattr(fn, "__name__", "your function")
+    name = getattr(fn, "__name__", None) or _("your function")
     try:
         given = inspect.signature(fn).bind(*args, **kwargs).arguments
     except (TypeError, ValueError):  # a wrong signature: run() below says so
-        given = {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
+        given = {**{_("argument {n}").format(n=i + 1): a for i, a in enumerate(args)}, **kwargs}
     before = [(w, a, a.copy()) for arg, v in given.items() for w, a in _arrays(v, arg)]
     result = run(fn, *args, **kwargs)
     for where, array, copy in before:
         if array.shape != copy.shape or not np.array_equal(array, copy, equal_nan=True):
             raise AssertionError(
-                f"{name} changed its input `{where}` in place; the caller still needs it as it "
-                "was. Write the result into a new array (z = x - m, not x -= m; "
-                "np.where(mask, e, -np.inf), not e[~mask] = -np.inf), or work on a copy."
+                _(
+                    "{name} changed its input `{where}` in place; the caller still needs it as "
+                    "it was. Write the result into a new array (z = x - m, not x -= m; "
+                    "np.where(mask, e, -np.inf), not e[~mask] = -np.inf), or work on a copy."
+                ).format(name=name, where=where)
             )
     return result

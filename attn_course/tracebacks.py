@@ -1,8 +1,9 @@
 """Reading a student's error for :mod:`attn_course.checks`: which function of the notebook
 raised it (a helper, not only the graded function), whether a helper returned None, the
 traceback cut to the student's own code, and the check around a ``run(...)`` call whose hint
-the message repeats. A student's kernel imports it with ``attn_course.checks``; like that
-module it needs NumPy only (here: not even that)."""
+the message repeats; and that message itself (:func:`call_failed`), in the messages' language.
+A student's kernel imports it with ``attn_course.checks``; like that module it needs NumPy
+only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import inspect
 import types
 from typing import NamedTuple
 
-__all__ = ["Origin", "enclosing_check", "origin", "trimmed"]
+import numpy as np
+
+from attn_course.messages import N_, text
+from attn_course.messages import gettext_ as _
+
+__all__ = ["Origin", "call_failed", "enclosing_check", "origin", "trimmed"]
 
 
 class Origin(NamedTuple):
@@ -143,3 +149,86 @@ def enclosing_check(frame) -> tuple[str | None, str]:
     what = value(check.args[0]) if check.args and check.args[0] is not node else None
     hint = next((value(k.value) for k in check.keywords if k.arg == "hint"), None)
     return what, hint or ""
+
+
+# --- the message of a call that raised ------------------------------------------------------
+
+# numpy's words for the two most common mistakes, and what they mean
+_PLAIN_WORDS = {  # N_: the words are msgids, translated where they are used
+    "mismatch in its core dimension": N_(
+        "in a @ b, the last axis of a must have the size of the second-to-last axis of b"
+    ),
+    "could not be broadcast together": N_(
+        "elementwise operations need shapes whose sizes, compared from the right, are equal or 1"
+    ),
+}
+
+
+def _describe(value) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, np.generic):
+        return _("of shape {shape}").format(shape=tuple(int(n) for n in shape))
+    if callable(value):
+        return f"= {getattr(value, '__name__', type(value).__name__)}"
+    if value is None or isinstance(value, (bool, int, float, str, np.generic)):
+        return f"= {value!r}"
+    return _("of type {type}").format(type=type(value).__name__)
+
+
+def _inputs(fn, args, kwargs) -> str:
+    """'query of shape (1, 2) and keys of shape (3, 2)', named by the student's signature."""
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments.items()
+    except (TypeError, ValueError):  # the call itself does not fit the signature
+        bound = [(_("argument {n}").format(n=i + 1), a) for i, a in enumerate(args)]
+        bound += list(kwargs.items())
+    parts = [f"{k} {_describe(v)}" for k, v in bound]
+    if len(parts) > 1:
+        return _("{items} and {last}").format(items=_(", ").join(parts[:-1]), last=parts[-1])
+    return parts[0] if parts else _("no arguments")
+
+
+def call_failed(
+    fn, args, kwargs, err: Exception, what: str | None, hint: str, where: Origin | None = None
+) -> str:
+    name = getattr(fn, "__name__", None) or _("your function")
+    error = " ".join(str(err).split()) or _("(no message)")
+    where = where or Origin()
+    via = (
+        _(" through {functions}").format(functions=_(", ").join(where.through))
+        if where.through
+        else ""
+    )
+    unwritten = isinstance(err, NotImplementedError) and not str(err)
+    words = dict(name=name, helper=where.raised_in, via=via, error=error)
+    if unwritten and where.raised_in:
+        said = _(
+            "{name} calls {helper}{via}, which is not written yet: it still raises "
+            "NotImplementedError"
+        ).format(**words)
+    elif unwritten:
+        said = _("{name} is not written yet: it still raises NotImplementedError").format(**words)
+    else:
+        if where.raised_in:
+            said = _("{type} raised in {helper} (called by {name}{via}): {error}").format(
+                type=type(err).__name__, **words
+            )
+        else:
+            said = _("{name} raised {type}: {error}").format(type=type(err).__name__, **words)
+        plain = [w for key, w in _PLAIN_WORDS.items() if key in error]
+        if plain:
+            said += _(" ({words})").format(words=_(plain[0]))
+        if where.returned_none:
+            said += _(
+                " (the None is what {helper} returned: does {helper} lack a `return`?)"
+            ).format(helper=where.returned_none)
+    if where.raised_in or where.returned_none:
+        called = _("{name} was called with {inputs}.")
+    else:
+        called = _("it was called with {inputs}.")
+    called = called.format(name=name, inputs=_inputs(fn, args, kwargs))
+    if what:
+        message = _("{what} could not be computed: {said}; {called} {hint}")
+    else:
+        message = _("{said}; {called} {hint}")
+    return message.format(what=text(what), said=said, called=called, hint=text(hint)).strip()

@@ -12,6 +12,13 @@ course folder (so it neither needs nor touches your ``gradebook.db``) and
 copies its release folder into ``exercises/``. The test suite calls
 :func:`generate` the same way and compares, so ``exercises/`` can never
 drift from ``solutions/`` unnoticed.
+
+Each release is also written in every translated language, from the English release and the
+assignment's catalog (``locales/<lang>/LC_MESSAGES/exercises/<assignment>.po``, compiled into
+the package first), by ``generate_assignment`` itself (the course's plugin registers
+:class:`~attn_course.grading.languages.TranslateRelease`):
+``exercises/<assignment>/<lang>/<assignment>.ipynb``, under the English notebook's own name,
+so that a student hands in the same file name in any language.
 """
 
 import argparse
@@ -26,6 +33,7 @@ import textwrap
 from pathlib import Path
 
 import nbformat
+from notebook_catalogs import compile_all
 
 from attn_course.grading import nbgrader_env
 
@@ -141,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("assignment", nargs="*", help="default: every assignment in solutions/")
     args = parser.parse_args(argv)
+    for path in compile_all():
+        print(f"compiled: {path.relative_to(ROOT)}")
     for name in args.assignment or assignments():
         for grade_id in sync_solutions(name):
             print(f"{name}: solution of {grade_id} rewritten from {ANSWER_KEYS[name]}")

@@ -29,7 +29,7 @@ from grading_fixtures import ROOT, _env, fill, read_csv, release_of, solutions_o
 pytestmark = pytest.mark.grading
 
 A = "03_query_key_value"
-NOT_WRITTEN = "is not written yet"  # attn_course.checks' words for an unanswered part
+NOT_WRITTEN = "is not written yet"  # the checks' words (tracebacks.py) for an unanswered part
 MARK = "is not written yet (the fork's words)"
 
 
@@ -150,8 +150,9 @@ def test_a_fork_graded_with_an_environment_installed_from_elsewhere(tmp_path):
     public = _clone(tmp_path / "public")
     bindir = _venv(tmp_path / "env", ["-e", str(public)])
     fork = _clone(tmp_path / "fork")
-    checks = fork / "attn_course" / "checks.py"  # the fork's copy differs from the environment's
-    checks.write_text(checks.read_text().replace(NOT_WRITTEN, MARK))
+    # the fork's copy differs from the environment's, in the module that words the checks' error
+    words = fork / "attn_course" / "tracebacks.py"
+    words.write_text(words.read_text().replace(NOT_WRITTEN, MARK))
     grade, rows, scores, texts = _both_paths(fork, bindir, tmp_path)
     _full_and_zero(rows, scores)
     for path, text in texts.items():

@@ -114,6 +114,7 @@ def test_configure_keeps_nbgraders_pipeline_with_ours_slotted_in():
     configure(c)
     assert [p.__name__ for p in c.Autograde.sanitize_preprocessors] == [
         "ClearOutput",
+        "FromTranslation",
         "RepairSubmission",
         "DeduplicateIds",
         "OverwriteKernelspec",
@@ -129,6 +130,8 @@ def test_configure_keeps_nbgraders_pipeline_with_ours_slotted_in():
         "AssignLatePenalties",
         "CheckCellMetadata",
     ]
+    # generate_assignment writes each release's translations beside it
+    assert type(c.GenerateAssignment.post_convert_hook).__name__ == "TranslateRelease"
 
 
 # --- cells ----------------------------------------------------------------------------------

@@ -203,14 +203,16 @@ def test_math_is_served_from_the_book_itself(book_html):
     assert all(path.endswith("_static/mathjax/tex-chtml.js") for path in paths), paths
 
 
-def test_every_chapter_links_to_its_assignment_notebook(book_html):
-    """Each numbered chapter offers its own exercise notebook for download."""
+@pytest.mark.parametrize("edition", ["", "zh"])
+def test_every_chapter_links_to_its_assignment_notebook(book_html, edition):
+    """Each numbered chapter offers its own exercise notebook for download; the Chinese
+    edition's is the Chinese notebook (exercises/<name>/zh_CN/<name>.ipynb, the same name)."""
     chapters = [doc for doc, numbered in toc_entries() if numbered]
     assert chapters, "no numbered chapters in _toc.yml"
     problems = []
     for doc in chapters:
         name = Path(doc).name  # e.g. 03_query_key_value
-        page = book_html / f"{doc}.html"
+        page = book_html / edition / f"{doc}.html"
         links = [url for tag, url, _ in parse_page(page).links if tag == "a"]
         downloads = [u for u in links if urlsplit(u).path.endswith(f"/{name}.ipynb")]
         if not downloads:
@@ -223,7 +225,7 @@ def test_every_chapter_links_to_its_assignment_notebook(book_html):
         notebook = json.loads(target.read_text(encoding="utf-8"))
         if notebook.get("nbformat") != 4 or not notebook.get("cells"):
             problems.append(f"{doc}: {downloads[0]} is not a notebook")
-        expected = ROOT / "exercises" / name / f"{name}.ipynb"
+        expected = ROOT / "exercises" / name / ("zh_CN" if edition else "") / f"{name}.ipynb"
         if expected.is_file() and target.read_bytes() != expected.read_bytes():
             problems.append(f"{doc}: the download is not {expected.relative_to(ROOT)}")
     assert not problems, "\n".join(problems)

@@ -132,3 +132,20 @@ def test_a_wrong_answer_and_an_edited_test_fail_there(student):
     assert "FAILED" in dot and "query of shape (1, 2) and keys of shape (3, 2)" in dot
     soft = next(ln for ln in lines if "test_attention " in ln + " ")
     assert "FAILED" in soft and "this test cell was edited" in soft
+
+
+def test_a_chinese_notebook_speaks_chinese_there(student):
+    """The compiled catalogs are package data: the Chinese notebook's tests and the check
+    speak Chinese in a student's install (no babel there, only Python's gettext)."""
+    name = "03_query_key_value"
+    release = nbformat.read(ROOT / "exercises" / name / "zh_CN" / f"{name}.ipynb", as_version=4)
+    answers = solutions_of(ROOT, name)
+    answers["dot_score"] = "def dot_score(query, keys):\n    return query @ keys"
+    (student / "zh").mkdir(exist_ok=True)
+    nbformat.write(fill(release, answers), student / "zh" / f"{name}.ipynb")
+    proc = _check(student, f"zh/{name}.ipynb")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    dot = next(ln for ln in proc.stdout.splitlines() if "test_dot_score " in ln + " ")
+    assert "未通过" in dot
+    assert "调用时的参数：query 的形状为 (1, 2) 和 keys 的形状为 (3, 2)。" in dot
+    assert "个测试单元格中有" in proc.stdout

@@ -180,7 +180,12 @@ def page_invariants(html: str) -> dict[str, Counter]:
         # (a figure drawn larger than shown links to its full-size image, which each edition
         # draws in its own language: not a cross-reference)
         "cross-references": Counter(
-            a.get("href") for a in article.select("a.reference.internal:not(.image-reference)")
+            a.get("href")
+            for a in article.select("a.reference.internal:not(.image-reference):not(.download)")
+        ),
+        # a download keeps its file name (the Chinese edition's notebook is another file)
+        "downloads": Counter(
+            a.get("href", "").rsplit("/", 1)[-1] for a in article.select("a.reference.download")
         ),
         "figures": Counter(len(f.select("img")) for f in article.select("figure")),
     }

@@ -26,6 +26,7 @@ The package is split by job; every import points down this list (a test checks i
 - :mod:`~attn_course.grading.kernels`: starting the boxed kernel (and one ahead)
 - :mod:`~attn_course.grading.sandbox`: resource limits, bubblewrap, an unprivileged uid
 - :mod:`~attn_course.grading.guard`: undoes monkeypatching inside the kernel before each cell
+- :mod:`~attn_course.grading.languages`: a notebook in another language, and back to English
 - :mod:`~attn_course.grading.cells`: what a test cell is, and its error in one line
 - :mod:`~attn_course.grading.tuning`: what every grading process sets once for speed
 - :mod:`~attn_course.grading.upstream`: the fingerprints of the upstream code copied here
@@ -52,10 +53,11 @@ def configure(c) -> None:
         from attn_course.grading import configure
         configure(c)
 
-    Registers, in nbgrader's own pipelines, the repair of tampered notebooks before nbgrader's
-    sanitising, the boxed execution (:class:`~attn_course.grading.execute.GradingExecute` in
-    place of ``Execute``) and the fair scoring with the guard's verdict; ``zip_collect``'s
-    file-name pattern and the feedback's preprocessors. Plain ``nbgrader
+    Registers, in nbgrader's own pipelines, the mapping of a translated notebook to the
+    English one and the repair of tampered notebooks before nbgrader's sanitising, the boxed
+    execution (:class:`~attn_course.grading.execute.GradingExecute` in place of ``Execute``)
+    and the fair scoring with the guard's verdict; ``zip_collect``'s file-name pattern and
+    the feedback's preprocessors. Plain ``nbgrader
     autograde``, formgrader and ``attn-course grade`` then grade every submission alike.
     Options stay configurable after the call (``c.GradingExecute.memory = "1G"`` etc.).
     """
@@ -63,7 +65,11 @@ def configure(c) -> None:
     from nbgrader.preprocessors import ClearOutput, Execute, SaveAutoGrades
 
     from attn_course.grading.execute import GradingExecute
-    from attn_course.grading.preprocessors import RepairSubmission, SaveAutoGradesFair
+    from attn_course.grading.preprocessors import (
+        FromTranslation,
+        RepairSubmission,
+        SaveAutoGradesFair,
+    )
 
     # nbgrader's own default lists (nbgrader/converters/autograde.py), read from its traits,
     # with ours slotted in: whatever a new nbgrader adds to them stays in
@@ -80,7 +86,9 @@ def configure(c) -> None:
                 f"nbgrader's Autograde no longer runs {needed.__name__}: re-read "
                 "attn_course.grading.configure against nbgrader/converters/autograde.py"
             )
-    sanitize.insert(sanitize.index(ClearOutput) + 1, RepairSubmission)
+    # a translated notebook is mapped to the English one before anything compares its cells
+    at = sanitize.index(ClearOutput) + 1
+    sanitize[at:at] = [FromTranslation, RepairSubmission]
     swap = {Execute: GradingExecute, SaveAutoGrades: SaveAutoGradesFair}
     c.Autograde.sanitize_preprocessors = sanitize
     c.Autograde.autograde_preprocessors = [swap.get(p, p) for p in autograde]
@@ -89,6 +97,10 @@ def configure(c) -> None:
     from attn_course.grading.preflight import PreflightHook
 
     c.Autograde.pre_convert_hook = PreflightHook(c)
+    # each released notebook also in every language with a catalog, beside the English one
+    from attn_course.grading.languages import TranslateRelease
+
+    c.GenerateAssignment.post_convert_hook = TranslateRelease(c)
 
     # LMS downloads: `nbgrader zip_collect` maps file names with the pattern `attn-course grade`
     # uses; feedback shows each test's name, points and message, never a hidden test's code,

@@ -77,6 +77,9 @@ def find_submissions(
         submitted = course / cfg.CourseDirectory.get("submitted_directory", "submitted")
         if path.parent.resolve() == submitted.resolve() and (path / assignment).is_dir():
             return {path.name: path / assignment}  # one student's folder: submitted/ivan
+        # a folder of assignments (a copy of exercises/, whose translations in <a>/<lang>/
+        # would map as duplicates) is refused before it is read as an LMS download
+        _not_assignments({p.name: None for p in students}, path, course, cfg, assignment)
     if path.is_file() and not zipfile.is_zipfile(path):
         raise SetupError(f"SUBMISSIONS {path} is neither a folder nor a zip archive")
     regexp = lms_pattern(cfg, lms_regexp)

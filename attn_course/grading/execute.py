@@ -43,6 +43,7 @@ from attn_course.grading.kernels import (
     guard_question,
     guard_verdict,
     keep_prestarted,
+    language_request,
     shutdown,
     take_prestarted,
 )
@@ -165,6 +166,7 @@ class GradingExecute(Execute):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
         super().__init__(*args, **kwargs)
         self.report = ExecutionReport()
+        self._told = False  # the kernel of this attempt knows the notebook's language
         self.timeout_func = self._cell_timeout  # nbclient's hook for each cell's timeout
 
     def _cell_timeout(self, cell) -> int:
@@ -349,9 +351,15 @@ class GradingExecute(Execute):
         """One attempt in a fresh kernel: nbconvert's own ``ExecutePreprocessor.preprocess``
         (it re-initialises the client, starts the kernel through :meth:`create_kernel_manager`,
         runs every cell through :meth:`preprocess_cell`, shuts the kernel down)."""
+        self._told = False
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
+        if not self._told and language_request(self.nb):  # before the first cell runs
+            self.wait_for_reply(
+                self.kc.execute("", silent=True, user_expressions=language_request(self.nb))
+            )
+            self._told = True
         cell, resources = self._run_cell(cell, resources, index)
         if index == len(self.nb.cells) - 1:  # the last cell: the kernel is still up
             self._current = None

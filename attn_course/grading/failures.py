@@ -28,7 +28,7 @@ _CALL = r"(?:(?P<what>.+?) could not be computed: )?"  # run() outside a check: 
 # (kind, pattern over the message, the groups that make its structure); first match wins
 _TEMPLATES = [
     ("helper not written", _CALL + r"(?P<name>\S+) calls "
-     r"(?P<helper>\S+).*?which is not written yet", ("what", "name", "helper")),
+     r"(?P<helper>[^\s,]+).*?which is not written yet", ("what", "name", "helper")),
     ("not written", _CALL + r"(?P<name>\S+) is not written yet",
      ("what", "name")),
     ("raised in a helper", _CALL + r"(?P<error>\w+) raised in "
@@ -53,6 +53,43 @@ _TEMPLATES = [
     ("does not sum to 1", _WHAT + r" should sum to 1 along axis (?P<axis>\S+?),", ("what", "axis")),
 ]  # fmt: skip
 _COMPILED = [(kind, re.compile(p, re.DOTALL), keys) for kind, p, keys in _TEMPLATES]
+
+# The same templates in the words of the Chinese catalog (checks.po's translations), the same
+# groups: a failure reads the same in a Chinese notebook, its descriptions and inputs read back
+# into English (tests/test_grading_languages.py compares a mixed class's signatures).
+_CALL_ZH = r"(?:(?P<what>.+?) 无法计算：)?"
+_TEMPLATES_ZH = {
+    "zh_CN": [
+        ("helper not written", _CALL_ZH + r"(?P<name>[^\s：]+?)(?: 经由 .*?)? 调用了 "
+         r"(?P<helper>\S+)，而 \S+ 还没有写好", ("what", "name", "helper")),
+        ("not written", _CALL_ZH + r"(?P<name>\S+) 还没有写好", ("what", "name")),
+        ("raised in a helper", _CALL_ZH + r"(?P<helper>\S+) 中抛出了 (?P<error>\w+)（由 "
+         r"(?P<name>[^\s）]+).*?；调用 \S+ 时的参数：(?P<inputs>.+?)。",
+         ("what", "error", "helper", "name", "inputs")),
+        ("raised", _CALL_ZH + r"(?P<name>\S+) 抛出了 (?P<error>\w+)：.*?；"
+         r"调用时的参数：(?P<inputs>.+?)。", ("what", "name", "error", "inputs")),
+        ("wrong shape", _WHAT + r" 的形状是 (?P<got>\([^)]*\))，但应当是 "
+         r"(?P<expected>\([^)]*\))", ("what", "got", "expected")),
+        ("not finite", _WHAT + r" 在索引 .*? 处的值为 (?P<value>[^\s，]+)，", ("what", "value")),
+        ("wrong values", _WHAT + r" 在 \d+ 个元素中有 \d+ 个是错的", ("what",)),
+        ("returned None", _WHAT + r" 返回了 None", ("what",)),
+        ("returned a tuple", _WHAT + r" 返回了一个含 (?P<n>\d+) 项的元组", ("what", "n")),
+        ("not an array", _WHAT + r" 返回了 (?P<type>\S+)，它不是由数构成的数组",
+         ("what", "type")),
+        ("used the library", r"(?P<name>\S+) 使用了 (?P<used>\S+)，也就是", ("name", "used")),
+        ("changed its input", r"(?P<name>\S+) 原地修改了它的输入 `(?P<input>[^`]+)`",
+         ("name", "input")),
+        ("negative entries", _WHAT + r" 含有负的元素", ("what",)),
+        ("does not sum to 1", _WHAT + r" 沿轴 (?P<axis>\S+?) 的和应为 1", ("what", "axis")),
+    ],
+}  # fmt: skip
+_COMPILED_ZH = {
+    lang: [(kind, re.compile(p, re.DOTALL), keys) for kind, p, keys in templates]
+    for lang, templates in _TEMPLATES_ZH.items()
+}
+# a call's inputs, as the Chinese messages list them ("x 的形状为 (2, 3) 和 y 的类型为 list")
+_INPUT_WORDS = [(" 的形状为 ", " of shape "), (" 的类型为 ", " of type "), ("、", ", ")]
+_ARGUMENT = re.compile(r"第 (\d+) 个参数")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(\.\d+)?(e-?\d+)?")
 
 
@@ -69,7 +106,31 @@ def signature(ename: str, evalue: str) -> tuple:
         m = pattern.match(text)
         if m:
             return (kind, *((k, m.group(k)) for k in keys))
+    for lang, compiled in _COMPILED_ZH.items():
+        for kind, pattern, keys in compiled:
+            m = pattern.match(text)
+            if m:
+                return (kind, *((k, _in_english(k, m.group(k), lang)) for k in keys))
+        back = _in_english("what", text, lang)  # a test cell's own message (an assert's)
+        if back != text:
+            return signature(ename, back)
     return (ename, ("message", _NUMBER.sub("#", text)[:200]))
+
+
+def _in_english(key: str, value: str | None, lang: str) -> str | None:
+    """A field of a translated message as the English message has it."""
+    from attn_course.messages import english
+
+    if value is None or key not in ("what", "inputs"):
+        return value
+    if key == "what":
+        return english(value, lang)
+    parts = value.rsplit(" 和 ", 1)  # "{items} 和 {last}"
+    value = " and ".join(parts)
+    for words, in_english in _INPUT_WORDS:
+        value = value.replace(words, in_english)
+    value = _ARGUMENT.sub(r"argument \1", value)
+    return "no arguments" if value == "没有参数" else value
 
 
 def hidden_lines(source: str) -> set[int]:

@@ -32,6 +32,9 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from traitlets import Bool, List
 
 from attn_course.grading.cells import error_line, is_test_cell
+from attn_course.grading.languages import ENGLISH, notebook_language, translate_markdown
+from attn_course.messages import N_, text
+from attn_course.messages import gettext_ as _
 
 __all__ = [
     "TEMPLATE_DIR",
@@ -39,6 +42,7 @@ __all__ = [
     "FeedbackIndex",
     "HideHiddenTests",
     "RenderMaths",
+    "TranslateFeedback",
     "configure_feedback",
     "maths_to_mathml",
 ]
@@ -65,7 +69,8 @@ class HideHiddenTests(ClearHiddenTests):
         before = cell.source
         cell, resources = super().preprocess_cell(cell, resources, cell_index)
         if cell.source != before:
-            cell.source = cell.source.rstrip() + "\n# ... and hidden tests, run when graded"
+            note = _("# ... and hidden tests, run when graded", resources.get("language"))
+            cell.source = cell.source.rstrip() + "\n" + note
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 output["traceback"] = [error_line(output)]
@@ -103,6 +108,37 @@ def maths_to_mathml(markdown: str) -> str:
     return _MARKDOWN_MATHS.sub(render, markdown)
 
 
+# The feedback page's own words (attn_feedback.html.j2), translated with the notebook
+WORDS = {
+    "score": N_("{notebook}: score {score} of {max_score}"),
+    "test": N_("test"),
+    "points": N_("points"),
+    "result": N_("result"),
+    "late": N_("late submission penalty"),
+}
+
+
+class TranslateFeedback(Preprocessor):
+    """A ``GenerateFeedback`` preprocessor, first: the language of the graded notebook
+    (``metadata.attn_course.language``, recorded when it was graded) in ``resources``, and
+    its locked markdown in that language again (grading mapped it to the instructor's
+    English); the page's words in that language."""
+
+    enabled = Bool(True, help="nbconvert's preprocessors are off unless enabled").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        language = notebook_language(nb)
+        resources["language"] = language
+        resources.setdefault("attn_feedback", {})["words"] = {
+            key: _(word, language) for key, word in WORDS.items()
+        }
+        if language != ENGLISH:
+            for cell in nb.cells:
+                if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("locked"):
+                    cell.source = translate_markdown(cell.source, language)
+        return nb, resources
+
+
 class RenderMaths(Preprocessor):
     """A ``GenerateFeedback`` preprocessor: the maths of every markdown cell as MathML."""
 
@@ -122,6 +158,7 @@ class FeedbackIndex(Preprocessor):
     enabled = Bool(True, help="nbconvert's preprocessors are off unless enabled").tag(config=True)
 
     def preprocess(self, nb, resources):
+        language = resources.get("language") or ENGLISH
         tests = []
         for cell in nb.cells:
             if not is_test_cell(cell):
@@ -133,10 +170,13 @@ class FeedbackIndex(Preprocessor):
                     "grade_id": meta.get("grade_id", ""),
                     "score": meta.get("score") or 0.0,
                     "points": meta.get("points") or 0.0,
-                    "message": error_line(errors[0]) if errors else "passed",
+                    "passed": not errors,
+                    "message": (
+                        text(error_line(errors[0]), language) if errors else _("passed", language)
+                    ),
                 }
             )
-        resources["attn_feedback"] = {"tests": tests}
+        resources.setdefault("attn_feedback", {})["tests"] = tests
         return nb, resources
 
 
@@ -147,6 +187,7 @@ def configure_feedback(c) -> None:
 
     nbgrader_templates = Path(nbgrader.__file__).parent / "server_extensions/formgrader/templates"
     c.GenerateFeedback.preprocessors = [
+        TranslateFeedback,
         GetGrades,
         HideHiddenTests,
         CSSHTMLHeaderPreprocessor,

@@ -6,6 +6,7 @@
   guard loaded before the first cell, its output into the box's ``kernel.log``;
 - :func:`guard_question` / :func:`guard_verdict`: the guard's closing question after the
   last cell, and its answer read (the grader's and the self-check's);
+- :func:`language_request`: switching a started kernel's messages to a notebook's language;
 - :func:`take_prestarted` / :func:`keep_prestarted`: one kernel booting ahead for this
   process's next notebook.
 
@@ -35,6 +36,7 @@ __all__ = [
     "guard_verdict",
     "keep_prestarted",
     "kernel_env",
+    "language_request",
     "shutdown",
     "take_prestarted",
 ]
@@ -65,6 +67,20 @@ def kernel_env(box: Path, threads: int) -> dict[str, str]:
         "MKL_NUM_THREADS": str(threads),
         "OPENBLAS_NUM_THREADS": str(threads),
     }
+
+
+def language_request(nb) -> dict[str, str]:
+    """``user_expressions`` that make a started kernel print the tests' messages in the
+    language of ``nb`` (``metadata.attn_course.language``, recorded by grading's
+    ``FromTranslation``); empty for English. Sent with no code, they run no cell (the guard
+    counts cells). A kernel booted ahead (for a notebook not known yet) is switched this way."""
+    from attn_course.messages import LANGUAGES
+
+    language = nb.get("metadata", {}).get("attn_course", {}).get("language", "en")
+    if language == "en" or language not in LANGUAGES:
+        return {}
+    module = "__import__('attn_course.messages', fromlist=['use_language'])"
+    return {"language": f"{module}.use_language({language!r})"}
 
 
 def guard_question() -> tuple[str, dict[str, str]]:

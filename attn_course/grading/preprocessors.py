@@ -34,8 +34,9 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, SaveA
 
 from attn_course.grading.cells import part_name
 from attn_course.grading.gradebook import apply_verdict, source_cells
+from attn_course.grading.languages import ENGLISH, to_source
 
-__all__ = ["RepairSubmission", "SaveAutoGradesFair", "describe", "report_of"]
+__all__ = ["FromTranslation", "RepairSubmission", "SaveAutoGradesFair", "describe", "report_of"]
 
 
 def report_of(nb) -> dict:
@@ -74,6 +75,32 @@ def describe(nb, prefix: str = "", repairs: bool = True) -> list[str]:
     if not run.get("guard_ok", True):
         out.append(f"{prefix}score withheld: {run.get('guard_problem')} (flagged for review)")
     return out
+
+
+class FromTranslation(NbGraderPreprocessor):
+    """A notebook in another language (``exercises/<assignment>/<lang>/``) graded as the
+    English one: first among the sanitising preprocessors, before anything compares a cell
+    with the gradebook, every locked cell the student left as released in that language
+    becomes the instructor's cell (:func:`~attn_course.grading.languages.to_source`); an
+    edited one stays, for ``RepairSubmission`` and ``OverwriteCells``. The language stays in
+    the notebook's metadata (``attn_course.language``): ``GradingExecute`` switches the
+    kernel's messages to it, and the feedback is written in it."""
+
+    def preprocess(self, nb, resources):
+        ids = resources["nbgrader"]
+        source = source_cells(ids["db_url"], ids["notebook"], ids["assignment"])
+        locked = {name: cell for name, cell in source["cells"].items() if cell.locked}
+        try:
+            language, mapped = to_source(nb, locked)
+        except ValueError as err:  # a language this course has no catalog of
+            self.log.warning("%s: %s; graded as English", ids["notebook"], err)
+            nb.metadata["attn_course"].pop("language")
+            language, mapped = to_source(nb, locked)
+        if language != ENGLISH:
+            self.log.info(
+                "%s: in %s (%d locked cells as released)", ids["notebook"], language, len(mapped)
+            )
+        return nb, resources
 
 
 class RepairSubmission(NbGraderPreprocessor):

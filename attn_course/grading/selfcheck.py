@@ -29,6 +29,7 @@ before each cell by the grader's guard, as in grading.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -41,7 +42,10 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 
 from attn_course.grading.kernels import SandboxKernelManager, guard_question, guard_verdict
+from attn_course.grading.languages import notebook_language
 from attn_course.grading.sandbox import DEFAULTS, Limits, Sandbox, parse_memory
+from attn_course.messages import ENV as LANGUAGE_ENV
+from attn_course.messages import gettext_ as _
 
 __all__ = ["CheckRun", "check", "check_notebook", "run_notebook"]
 
@@ -66,13 +70,27 @@ def _unanswered(cell) -> bool:
     return "raise NotImplementedError()" in cell.source and "# YOUR CODE HERE" in cell.source
 
 
+@contextlib.contextmanager
+def _environment(name: str, value: str | None):
+    """``name`` set to ``value`` in this process (and the kernels it starts) for a while."""
+    before = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=None) -> int:
     """Run ``path`` and print per-part results on ``out``, errors on ``err``. Returns 0 if
     every test cell passed, 1 if some failed, 2 if the file is not a notebook (or the check
-    is itself being run by a check or the grader)."""
+    is itself being run by a check or the grader). The check speaks the notebook's language
+    (``metadata.attn_course.language``), and so do the tests' messages in its kernel."""
     import nbformat
-
-    from attn_course.grading.cells import first_error, is_test_cell, part_name
 
     out, err_out = out or sys.stdout, err or sys.stderr
     timeout = DEFAULTS["timeout"] if timeout is None else timeout
@@ -95,17 +113,26 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
         )
         return 2
 
-    edited, restored = _restore_released_tests(nb, path)
-    print(f"Running {path.name} from top to bottom in a fresh kernel ...", file=out, flush=True)
-    before = os.environ.get(CHECK_ENV)
-    os.environ[CHECK_ENV] = "1"  # the kernel inherits this process's environment
     try:
-        ex = run_notebook(nb, path.resolve().parent, timeout)
-    finally:
-        if before is None:
-            os.environ.pop(CHECK_ENV, None)
-        else:
-            os.environ[CHECK_ENV] = before
+        language = notebook_language(nb)
+    except ValueError as e:
+        print(f"attn-course check: error: {path}: {e}", file=err_out)
+        return 2
+    # the kernel inherits this process's environment: the check's mark and the language
+    with _environment(CHECK_ENV, "1"), _environment(LANGUAGE_ENV, language):
+        return _check(nb, path, timeout, out)
+
+
+def _check(nb, path: Path, timeout: int, out) -> int:
+    from attn_course.grading.cells import first_error, is_test_cell, part_name
+
+    edited, restored = _restore_released_tests(nb, path)
+    print(
+        _("Running {name} from top to bottom in a fresh kernel ...").format(name=path.name),
+        file=out,
+        flush=True,
+    )
+    ex = run_notebook(nb, path.resolve().parent, timeout)
     executed = ex.nb
 
     rows = []
@@ -118,54 +145,66 @@ def check_notebook(path: str | Path, timeout: int | None = None, out=None, err=N
             continue
         reason = first_error(cell)
         if part_name(cell, index) in edited and part_name(cell, index) not in restored:
-            reason = (
+            reason = _(
                 "this test cell was edited: grading restores the released test, so this "
                 "result would not count (restore the cell from a fresh copy of the notebook)"
             )
         if reason is not None and pending_solutions:
-            reason = (
-                f"not answered yet ({', '.join(pending_solutions)} still raises "
-                "NotImplementedError)"
+            reason = _("not answered yet ({parts} still raises NotImplementedError)").format(
+                parts=_(", ").join(pending_solutions)
             )
         pending_solutions = []
         rows.append((part_name(cell, index), float(meta.get("points", 0)), reason))
 
     if not rows:
-        print("This notebook has no graded test cells: nothing to check.", file=out)
+        print(_("This notebook has no graded test cells: nothing to check."), file=out)
         return 0
     width = max(len(r[0]) for r in rows)
     print(file=out)
     for name, points, reason in rows:
-        verdict = "passed" if reason is None else f"FAILED  {reason}"
-        print(f"  {name:<{width}}  {points:4g} pt  {verdict}", file=out)
+        verdict = _("passed") if reason is None else _("FAILED  {reason}").format(reason=reason)
+        print(f"  {name:<{width}}  {points:4g} {_('pt')}  {verdict}", file=out)
     passed = [r for r in rows if r[2] is None]
     got = sum(r[1] for r in passed)
     total = sum(r[1] for r in rows)
     print(file=out)
     print(
-        f"{len(passed)} of {len(rows)} test cells pass ({got:g} of {total:g} points on the "
-        "tests you can see). Grading also runs hidden tests, so make each function right "
-        "in general, not only on these examples.",
+        _(
+            "{passed} of {rows} test cells pass ({got} of {total} points on the tests you can "
+            "see). Grading also runs hidden tests, so make each function right in general, "
+            "not only on these examples."
+        ).format(passed=len(passed), rows=len(rows), got=f"{got:g}", total=f"{total:g}"),
         file=out,
     )
     for name in restored:
         print(
-            f"Note: {name} was edited; the check ran the released test instead, as grading "
-            "will (it restores every test cell).",
+            _(
+                "Note: {name} was edited; the check ran the released test instead, as grading "
+                "will (it restores every test cell)."
+            ).format(name=name),
             file=out,
         )
-    for kind, cells in (("timed out", ex.timeouts), ("killed the kernel", ex.deaths)):
+    for kind, cells in (
+        (_("Note: {name} timed out."), ex.timeouts),
+        (_("Note: {name} killed the kernel."), ex.deaths),
+    ):
         for i in cells:
-            print(f"Note: {part_name(executed.cells[i], i)} {kind}.", file=out)
+            print(kind.format(name=part_name(executed.cells[i], i)), file=out)
     if ex.undone:
         print(
-            "Note: the notebook changes library functions the tests rely on ("
-            + ", ".join(ex.undone[:4])
-            + "); the check undid that before each cell, and grading flags it for review.",
+            _(
+                "Note: the notebook changes library functions the tests rely on ({functions}); "
+                "the check undid that before each cell, and grading flags it for review."
+            ).format(functions=", ".join(ex.undone[:4])),
             file=out,
         )
     if ex.guard_problem:
-        print(f"Note: grading would withhold the score: {ex.guard_problem}.", file=out)
+        print(
+            _("Note: grading would withhold the score: {problem}.").format(
+                problem=ex.guard_problem
+            ),
+            file=out,
+        )
         return 1
     return 0 if len(passed) == len(rows) else 1
 
