@@ -45,6 +45,7 @@ from attn_course.grading.kernels import SandboxKernelManager, guard_question, gu
 from attn_course.grading.languages import notebook_language
 from attn_course.grading.sandbox import DEFAULTS, Limits, Sandbox, parse_memory
 from attn_course.messages import ENV as LANGUAGE_ENV
+from attn_course.messages import N_
 from attn_course.messages import gettext_ as _
 
 __all__ = ["CheckRun", "check", "check_notebook", "run_notebook"]
@@ -210,7 +211,7 @@ def _check(nb, path: Path, timeout: int, out) -> int:
 
 
 MAX_KERNEL_STARTS = 4  # as GradingExecute.max_kernel_starts: a killing cell is skipped next
-GAVE_UP = "not run: the kernel died too many times in earlier cells"
+GAVE_UP = N_("not run: the kernel died too many times in earlier cells")
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
@@ -284,8 +285,10 @@ class CheckRun(NotebookClient):
             cell.outputs.append(
                 _error_output(
                     "CellTimeoutError",
-                    f"this cell ran longer than {self.timeout} s (perhaps an endless loop) "
-                    "and was interrupted",
+                    _(
+                        "this cell ran longer than {timeout} s (perhaps an endless loop) and "
+                        "was interrupted"
+                    ).format(timeout=self.timeout),
                 )
             )
 
@@ -305,16 +308,21 @@ def run_notebook(nb, run_dir: Path, timeout: int) -> CheckRun:
             except (DeadKernelError, CellTimeoutError) as err:
                 if ex.current is None:  # the kernel did not even start
                     raise
-                what = "died" if isinstance(err, DeadKernelError) else "stopped answering"
-                skip[ex.current] = (
-                    "KernelDied",
-                    f"the kernel {what} while running this cell; the notebook was run again "
-                    "in a fresh kernel without this cell",
-                )
+                if isinstance(err, DeadKernelError):
+                    why = _(
+                        "the kernel died while running this cell; the notebook was run again "
+                        "in a fresh kernel without this cell"
+                    )
+                else:
+                    why = _(
+                        "the kernel stopped answering while running this cell; the notebook was "
+                        "run again in a fresh kernel without this cell"
+                    )
+                skip[ex.current] = ("KernelDied", why)
                 if start == MAX_KERNEL_STARTS:  # give up: the rest is not run
                     ex.nb.cells[ex.current].outputs = [_error_output(*skip[ex.current])]
                     for cell in ex.nb.cells[ex.current + 1 :]:
-                        cell.outputs = [_error_output("NotRun", GAVE_UP)]
+                        cell.outputs = [_error_output("NotRun", _(GAVE_UP))]
     finally:
         shutil.rmtree(box, ignore_errors=True)
     ex.deaths = sorted(skip)
