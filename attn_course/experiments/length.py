@@ -15,12 +15,12 @@ the mean loss of its last 50 steps below a threshold, within a cap), the Transfo
 the optimiser of its paper (:data:`RECIPES`); the chapter reports the steps and the time
 each needed, and the accuracy then.
 
-A trained model is stored (weights, loss curve,
-training time, accuracies) under ``_build/experiments/`` keyed by a hash of its settings, the
-code it depends on and the torch version, so within one build the second chapter loads what
-the first trained instead of training it again, and a change to any of these trains it
-afresh. With two chapters executing at once, a lock file per model makes the second wait
-for the first rather than train the same model twice. Set ``ATTN_COURSE_RESULTS`` to store
+A trained model is stored (weights, loss curve, training time, accuracies) under
+``_build/experiments/`` keyed by a hash of its settings, the code it depends on and the torch
+version, so the next build (after a change to a chapter's prose, say) loads it instead of
+training it again, and a change to any of these trains it afresh. With two processes asking
+for the same run at once, a lock file per run makes the second wait for the first rather
+than train the same model twice. Set ``ATTN_COURSE_RESULTS`` to store
 them elsewhere, or to an empty string to always train.
 
 Torch-only (imports torch).
@@ -97,8 +97,8 @@ SETTINGS = {
 #: ``until_loss``, in at most ``steps`` steps (a model that never fits stops there).
 TO_FIT = {"until_loss": 0.01, "steps": 3000}
 
-#: How each model is optimised in Chapter 5, over :data:`SETTINGS`: the Transformer as
-#: Vaswani et al. train it, Adam with beta_2 = 0.98 and a warm-up to the same peak rate,
+#: How each model is optimised in Chapter 5, over :data:`SETTINGS`: the Transformer with
+#: Vaswani et al.'s optimiser, Adam with beta_2 = 0.98 and a warm-up to the same peak rate,
 #: then a 1/sqrt(step) decay (:func:`attn_course.train.warmup_factor`).
 RECIPES = {TRANSFORMER: {"warmup": 100, "betas": (0.9, 0.98)}}
 
