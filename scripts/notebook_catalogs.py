@@ -45,6 +45,7 @@ PACKAGE_SOURCES = [
     "attn_course/tracebacks.py",
     "attn_course/grading/selfcheck.py",
     "attn_course/grading/feedback.py",
+    "attn_course/grading/notes.py",
 ]
 CHECK_CALLS = {"check_array", "check_shape", "check_rows_sum_to_one", "to_numpy"}
 

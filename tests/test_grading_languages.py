@@ -212,6 +212,41 @@ def test_autograded_chinese_notebook_has_chinese_test_messages(mixed):
     assert nb.metadata["attn_course"]["language"] == ZH
 
 
+def test_the_graders_own_notes_are_in_the_language_of_the_notebook(tmp_path):
+    """A cell that never ends, in a Chinese notebook: the grader's note on it (in the
+    autograded notebook and the feedback) is in Chinese; the same answer in English gets
+    the English note, and both keep the other parts' points alike."""
+    course = _course(tmp_path / "course")
+    subs = tmp_path / "submitted"
+    looping = {"softmax": "def softmax(x, axis=-1):\n    while True:\n        pass"}
+    for language in ("en", ZH):
+        folder = subs / f"{language}_loop" / A
+        folder.mkdir(parents=True)
+        answers = {**solutions_of(course, A), **looping}
+        nbformat.write(fill(_release(course, language), answers), folder / f"{A}.ipynb")
+    run = grade_cmd(course, A, subs, "--jobs", "1", "--timeout", "8")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    def timeout_note(student):
+        nb = nbformat.read(course / "autograded" / student / A / f"{A}.ipynb", 4)
+        return [
+            o["evalue"]
+            for c in nb.cells
+            for o in c.get("outputs", [])
+            if o.get("ename") == "CellTimeoutError"
+        ]
+
+    zh, en = timeout_note(f"{ZH}_loop"), timeout_note("en_loop")
+    assert zh == ["这个单元格运行超过了 8 秒（也许是死循环），已被中断；其他部分的得分不受影响"], zh
+    assert en == [
+        "this cell ran longer than 8 s (perhaps an endless loop) and was interrupted; "
+        "the other parts keep their points"
+    ], en
+    assert "这个单元格运行超过了 8 秒" in _text(course / "graded" / A / f"{ZH}_loop" / f"{A}.html")
+    rows = read_csv(course / "graded" / A / "grades.csv")
+    assert rows["en_loop"]["score"] == rows[f"{ZH}_loop"]["score"]
+
+
 # --- attn-course check ---------------------------------------------------------------------
 
 

@@ -238,3 +238,17 @@ def test_the_report_reads_every_kind_of_failure_alike_in_both_languages(monkeypa
                 "negative entries", "does not sum to 1", "changed its input"]  # fmt: skip
     assert kinds == expected, kinds
     assert chinese == english
+
+
+def test_the_graders_notes_in_each_language():
+    """The grader's notes on a run, in the notebook's language from the compiled catalog;
+    English for an English notebook and for metadata naming no known language."""
+    from attn_course.grading import notes
+
+    def nb(language=None):
+        return {"metadata": {"attn_course": {"language": language}} if language else {}}
+
+    assert notes.say(notes.GAVE_UP, nb("zh_CN")) == "未运行：内核在前面的单元格中崩溃的次数太多"
+    assert notes.say(notes.TIMEOUT, nb("zh_CN"), timeout=5).startswith("这个单元格运行超过了 5 秒")
+    assert notes.say(notes.TIMEOUT, nb(), timeout=5).startswith("this cell ran longer than 5 s")
+    assert notes.say(notes.OUT_OF_TIME, nb("xx")) == notes.OUT_OF_TIME

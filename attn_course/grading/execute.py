@@ -47,6 +47,7 @@ from attn_course.grading.kernels import (
     shutdown,
     take_prestarted,
 )
+from attn_course.grading.notes import DIED, GAVE_UP, HUNG, MEMORY, OUT_OF_TIME, TIMEOUT, say
 from attn_course.grading.sandbox import (
     DEFAULTS,
     Limits,
@@ -294,27 +295,14 @@ class GradingExecute(Execute):
                 if index is None:  # the kernel did not even start
                     raise
                 if isinstance(err, KernelOutOfMemory):
-                    why = (
-                        "MemoryError",
-                        "this cell exhausted the kernel's memory; the notebook was run again "
-                        "in a fresh kernel without this cell",
-                    )
+                    why = ("MemoryError", say(MEMORY, work))
                     self.report.memory.append(index)
                 elif isinstance(err, DeadKernelError):
-                    why = (
-                        "KernelDied",
-                        "the kernel died while running this cell (os._exit, "
-                        "sys.exit in a thread, a crash, or the memory limit); the notebook "
-                        "was run again in a fresh kernel without this cell",
-                    )
+                    why = ("KernelDied", say(DIED, work))
                     self.report.deaths.append(index)
                 else:
-                    why = (
-                        "CellTimeoutError",
-                        f"this cell ran for more than {self._limits.timeout} s "
-                        "and did not stop when interrupted; the notebook was run again in a "
-                        "fresh kernel without this cell",
-                    )
+                    timeout = self._limits.timeout
+                    why = ("CellTimeoutError", say(HUNG, work, timeout=timeout))
                     self.report.hangs.append(index)
                 self._skip[index] = why
                 if self.report.kernel_starts >= self.max_kernel_starts:
@@ -339,11 +327,7 @@ class GradingExecute(Execute):
             if i in self._skip:
                 cell.outputs = [_error_output(*self._skip[i])]
             elif i > index:
-                cell.outputs = [
-                    _error_output(
-                        "NotRun", "not run: the kernel died too many times in earlier cells"
-                    )
-                ]
+                cell.outputs = [_error_output("NotRun", say(GAVE_UP, work))]
                 self.report.not_run.append(i)
         self.report.guard_ok = True
 
@@ -384,11 +368,7 @@ class GradingExecute(Execute):
             cell.execution_count = None
             return cell, resources
         if monotonic() > self._deadline:
-            cell.outputs = [
-                _error_output(
-                    "NotRun", "not run: the notebook used up its total time budget in earlier cells"
-                )
-            ]
+            cell.outputs = [_error_output("NotRun", say(OUT_OF_TIME, self.nb))]
             if index not in self.report.not_run:
                 self.report.not_run.append(index)
             return cell, resources
@@ -407,12 +387,9 @@ class GradingExecute(Execute):
             # in words, not the KeyboardInterrupt the interrupt raised inside the cell
             cell = kwargs["cell"]
             cell.outputs = [o for o in cell.outputs if o.get("output_type") != "error"]
+            timeout = self._limits.timeout
             cell.outputs.append(
-                _error_output(
-                    "CellTimeoutError",
-                    f"this cell ran longer than {self._limits.timeout} s (perhaps an endless "
-                    "loop) and was interrupted; the other parts keep their points",
-                )
+                _error_output("CellTimeoutError", say(TIMEOUT, self.nb, timeout=timeout))
             )
         elif reply["content"].get("ename") == "MemoryError" and index not in self._skip:
             # the kernel lives on crippled (later imports and allocations fail): treat it

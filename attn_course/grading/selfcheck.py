@@ -43,9 +43,9 @@ from nbformat.notebooknode import NotebookNode
 
 from attn_course.grading.kernels import SandboxKernelManager, guard_question, guard_verdict
 from attn_course.grading.languages import notebook_language
+from attn_course.grading.notes import GAVE_UP
 from attn_course.grading.sandbox import DEFAULTS, Limits, Sandbox, parse_memory
 from attn_course.messages import ENV as LANGUAGE_ENV
-from attn_course.messages import N_
 from attn_course.messages import gettext_ as _
 
 __all__ = ["CheckRun", "check", "check_notebook", "run_notebook"]
@@ -211,7 +211,6 @@ def _check(nb, path: Path, timeout: int, out) -> int:
 
 
 MAX_KERNEL_STARTS = 4  # as GradingExecute.max_kernel_starts: a killing cell is skipped next
-GAVE_UP = N_("not run: the kernel died too many times in earlier cells")
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
