@@ -175,6 +175,24 @@ def test_a_notebook_in_an_unknown_language_is_a_clear_error():
         localize(nb, "en")
 
 
+def test_the_graders_own_words_fall_back_to_english_for_an_unknown_language():
+    """The grader's notes and the kernel's language switch read the same metadata: an
+    unknown language (a student's edit) gives English words, not an error."""
+    from attn_course.grading.kernels import language_request
+    from attn_course.grading.notes import TIMEOUT, say
+
+    nb = nbformat.read(RELEASE / "03_query_key_value" / LANGUAGE / "03_query_key_value.ipynb", 4)
+    assert language_request(nb) == {
+        "language": "__import__('attn_course.messages', fromlist=['use_language'])"
+        ".use_language('zh_CN')"
+    }
+    chinese_note = say(TIMEOUT, nb, timeout=30)
+    nb.metadata["attn_course"]["language"] = "xx"
+    assert notebook_language(nb, unknown="en") == "en"
+    assert language_request(nb) == {}
+    assert say(TIMEOUT, nb, timeout=30) == TIMEOUT.format(timeout=30) != chinese_note
+
+
 def test_an_edited_translated_cell_is_left_for_the_repair(chinese):
     en = nbformat.read(RELEASE / "03_query_key_value" / "03_query_key_value.ipynb", 4)
     zh = nbformat.read(RELEASE / "03_query_key_value" / LANGUAGE / "03_query_key_value.ipynb", 4)

@@ -27,6 +27,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
+from attn_course.grading.languages import ENGLISH, notebook_language
 from attn_course.grading.sandbox import Limits, Sandbox, kernel_pythonpath
 
 __all__ = [
@@ -74,10 +75,8 @@ def language_request(nb) -> dict[str, str]:
     language of ``nb`` (``metadata.attn_course.language``, recorded by grading's
     ``FromTranslation``); empty for English. Sent with no code, they run no cell (the guard
     counts cells). A kernel booted ahead (for a notebook not known yet) is switched this way."""
-    from attn_course.messages import LANGUAGES
-
-    language = nb.get("metadata", {}).get("attn_course", {}).get("language", "en")
-    if language == "en" or language not in LANGUAGES:
+    language = notebook_language(nb, unknown=ENGLISH)
+    if language == ENGLISH:
         return {}
     module = "__import__('attn_course.messages', fromlist=['use_language'])"
     return {"language": f"{module}.use_language({language!r})"}

@@ -58,10 +58,13 @@ def setup_line(language: str) -> str:
     return f"\n\nfrom attn_course.messages import use_language\n\n{_SETUP[language]}"
 
 
-def notebook_language(nb) -> str:
+def notebook_language(nb, unknown: str | None = None) -> str:
     """The language a notebook says it is in (``metadata.attn_course.language``); English if
-    it says nothing. An unknown language is an error."""
+    it says nothing. An unknown language is an error, or ``unknown`` when that is given (for
+    the grader's own words: metadata a student edited must not stop a grade)."""
     value = nb.get("metadata", {}).get("attn_course", {}).get("language", ENGLISH)
+    if value not in LANGUAGES and unknown is not None:
+        return unknown
     if value not in LANGUAGES:
         raise ValueError(
             f"the notebook's metadata names the language {value!r}; the assignments exist in "
