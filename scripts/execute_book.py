@@ -17,10 +17,9 @@ changed since the last run, the cache and the builds' doctrees are cleared and e
 runs again (trained models are kept: ``attn_course.experiments.length`` keys them on the code
 they depend on).
 
-The longest chapters are queued first, so the short ones fill the other core. Chapter 5 is
-the longest: its comparison trains six models, which it spreads over the cores in processes
-of its own (``attn_course.experiments.length.compare``), so no core idles at the end while
-it runs alone.
+The longest chapters are queued first, so the short ones fill the other core; Chapter 5,
+which reuses Chapter 2's trained models (see ``attn_course.experiments.length``), is queued
+last, so it finds them trained rather than waiting for them.
 """
 
 import hashlib
@@ -38,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "_build" / ".jupyter_cache"
 FINGERPRINT = ROOT / "_build" / "library.sha256"  # of the package the last run executed with
 READER = {"type": "plugin", "name": "myst_nb_md"}  # what myst-nb records for a MyST notebook
-# Queue order for a fresh cache: the longest chapters first, so the two workers finish at
-# about the same time.
+# Queue order for a fresh cache: the longest chapters first (Chapter 5 trains the six
+# models of its comparison), so the two workers finish at about the same time.
 FIRST = [
     "book/05_transformer",
     "book/02_attention",

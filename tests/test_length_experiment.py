@@ -117,31 +117,3 @@ def test_compare_stops_each_run_when_it_fits(store):
         [length.ATTENTION], seeds=(0,), settings=QUICK | {"steps": 80, "until_loss": 50.0}
     )
     assert len(result[length.ATTENTION][0].histories[length.ATTENTION]["loss"]) == 50
-
-
-def test_compare_trains_side_by_side_the_same_runs_it_trains_alone(tmp_path, monkeypatch):
-    """jobs=2 trains the runs the store lacks in two spawned processes; each run is the one
-    this process trains alone (jobs=1): the same losses and the same weights."""
-    quick = QUICK | {"steps": 4, "until_loss": None}
-    results = {}
-    for jobs in (1, 2):
-        monkeypatch.setenv("ATTN_COURSE_RESULTS", str(tmp_path / f"jobs{jobs}"))
-        results[jobs] = length.compare(seeds=(0, 1), settings=quick, jobs=jobs)
-        assert len(list((tmp_path / f"jobs{jobs}").glob("length-*.pt"))) == 4
-        # alone, each run is trained here; side by side, elsewhere, and read from the store
-        loaded = [r.loaded for m, runs in results[jobs].items() for r in runs]
-        assert loaded == ([[]] * 4 if jobs == 1 else [[m] for m in results[jobs] for _ in "ab"])
-    for name in results[1]:
-        for alone, side in zip(results[1][name], results[2][name], strict=True):
-            assert alone.histories[name]["loss"] == side.histories[name]["loss"]
-            for a, b in zip(
-                alone.models[name].state_dict().values(),
-                side.models[name].state_dict().values(),
-                strict=True,
-            ):
-                assert torch.equal(a, b)
-
-
-def test_compare_rejects_a_bad_number_of_jobs(store):
-    with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
-        length.compare(seeds=(0,), settings=QUICK, jobs=0)

@@ -31,11 +31,9 @@ import fcntl
 import hashlib
 import inspect
 import json
-import multiprocessing
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,21 +197,6 @@ def _train_one(name: str, task, settings: dict) -> dict:
     return {"state": model.state_dict(), "history": history, "seconds": seconds, "exact": exact}
 
 
-def _full_settings(settings: dict | None) -> dict:
-    """:data:`SETTINGS` with ``settings`` over them, the sequences as tuples (as stored)."""
-    unknown = set(settings or {}) - set(SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(SETTINGS)}")
-    s = SETTINGS | (settings or {})
-    s["lengths"], s["test_lengths"] = tuple(s["lengths"]), tuple(s["test_lengths"])
-    s["betas"] = tuple(s["betas"])
-    return s
-
-
-def _stored_at(store: Path, name: str, s: dict) -> Path:
-    return store / f"length-{_key(name, s)}.pt"
-
-
 def run(names: Iterable[str] = MODELS, settings: dict | None = None) -> LengthRun:
     """Train (or load, see the module docstring) each named model on reversal and test it at
     every length of ``settings["test_lengths"]``.
@@ -222,7 +205,12 @@ def run(names: Iterable[str] = MODELS, settings: dict | None = None) -> LengthRu
         names: which of :data:`MODELS`, in the order to train them.
         settings: overrides of :data:`SETTINGS` (e.g. fewer steps for a quick look).
     """
-    s = _full_settings(settings)
+    unknown = set(settings or {}) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}; known: {sorted(SETTINGS)}")
+    s = SETTINGS | (settings or {})
+    s["lengths"], s["test_lengths"] = tuple(s["lengths"]), tuple(s["test_lengths"])
+    s["betas"] = tuple(s["betas"])
     task = reversal_task()
     store = results_dir()
     result = LengthRun()
@@ -231,7 +219,7 @@ def run(names: Iterable[str] = MODELS, settings: dict | None = None) -> LengthRu
             record = _train_one(name, task, s)
         else:
             store.mkdir(parents=True, exist_ok=True)
-            path = _stored_at(store, name, s)
+            path = store / f"length-{_key(name, s)}.pt"
             # One lock per model: a chapter executing at the same time waits for this one.
             with open(path.with_suffix(".lock"), "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
@@ -256,7 +244,6 @@ def compare(
     names: Iterable[str] = (ATTENTION, TRANSFORMER),
     seeds: Iterable[int] = SEEDS,
     settings: dict | None = None,
-    jobs: int | None = None,
 ) -> dict[str, list[LengthRun]]:
     """Chapter 5's comparison: each named model from each seed, trained to fit
     (:data:`TO_FIT`, with its :data:`RECIPES`), stored and loaded as :func:`run` does.
@@ -265,48 +252,17 @@ def compare(
         names: which of :data:`MODELS`.
         seeds: one run of each model per seed.
         settings: overrides of everything else (e.g. a lower cap for a quick look).
-        jobs: how many runs train at once, each in a process of its own with this process's
-            torch threads (default: one per core this process may use). The runs are
-            independent and each is deterministic, so a run is the same whichever process
-            trains it. Without a store (``ATTN_COURSE_RESULTS=""``) they train here, one by one.
 
     Returns ``{name: [LengthRun, one per seed]}``; the steps a run took are
     ``len(run.histories[name]["loss"])``.
     """
-    names, seeds, extra = list(names), list(seeds), settings or {}
-    plan = {(n, k): TO_FIT | RECIPES.get(n, {}) | {"seed": k} | extra for n in names for k in seeds}
-    _train_side_by_side([(n, s) for (n, _), s in plan.items()], jobs)
-    return {name: [run([name], plan[name, seed]) for seed in seeds] for name in names}
-
-
-def _train_side_by_side(runs: list[tuple[str, dict]], jobs: int | None) -> None:
-    """Train and store the ``(name, settings)`` runs the store lacks, ``jobs`` at a time.
-
-    Processes, not threads: a training step holds the interpreter for its Python loop
-    (the attention decoder's steps run one at a time), so only separate interpreters use
-    separate cores. They are spawned, not forked: forking a process whose torch has started
-    its thread pool (a chapter's kernel) can hang the child.
-    """
-    store = results_dir()
-    if jobs is not None and jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
-    if store is None:
-        return  # nowhere to hand the models back: run() trains them in this process
-    todo = [(n, s) for n, s in runs if not _stored_at(store, n, _full_settings(s)).is_file()]
-    jobs = min(jobs or len(os.sched_getaffinity(0)), len(todo))
-    if jobs < 2:
-        return  # run() trains them in this process
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        threads = torch.get_num_threads()
-        for done in [pool.submit(_store_one, n, s, threads) for n, s in todo]:
-            done.result()  # a run that failed raises here, with its traceback
-
-
-def _store_one(name: str, settings: dict, threads: int) -> None:
-    """A worker of :func:`_train_side_by_side`: train one run into the store."""
-    torch.set_num_threads(threads)
-    run([name], settings)
+    extra = settings or {}
+    return {
+        name: [
+            run([name], TO_FIT | RECIPES.get(name, {}) | {"seed": seed} | extra) for seed in seeds
+        ]
+        for name in names
+    }
 
 
 def step_seconds(models: dict, steps: int = 10, repeats: int = 2, settings: dict | None = None):
