@@ -88,7 +88,7 @@ def train(
     lengths,
     lr: float = 3e-3,
     seed: int = 0,
-    clip: float = 1.0,
+    clip: float | None = 1.0,
     warmup: int = 0,
     betas: tuple[float, float] = (0.9, 0.999),
     until_loss: float | None = None,
@@ -107,7 +107,8 @@ def train(
         lengths: source length(s) of the batches: an int or an inclusive range ``(lo, hi)``.
         lr: Adam learning rate.
         seed: seeds the batches (and torch's RNG inside the loop, e.g. for dropout).
-        clip: gradients are rescaled to at most this global norm (RNNs can blow up).
+        clip: gradients are rescaled to at most this global norm (RNNs can blow up);
+            None leaves them as they are (the Transformer paper clips nothing).
         warmup: 0 for a constant rate; otherwise Vaswani et al.'s schedule scaled to peak
             at ``lr``: the rate rises linearly for ``warmup`` steps, then falls as
             ``1/sqrt(step)`` (:func:`warmup_factor`).
@@ -130,6 +131,9 @@ def train(
         raise ValueError(f"until_loss must be a loss above 0 (or None), got {until_loss}")
     if window < 1:
         raise ValueError(f"window must be at least 1 step, got {window}")
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clip must be a gradient norm above 0 (or None: no clipping), got {clip}")
+    max_norm = float("inf") if clip is None else clip  # an infinite norm only measures
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -152,7 +156,7 @@ def train(
             loss = sequence_loss(model(batch), batch.tgt_out, batch.tgt_mask)
             optimizer.zero_grad()
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             history["lr"].append(optimizer.param_groups[0]["lr"])
             optimizer.step()
             schedule.step()

@@ -4,7 +4,9 @@ code version, stored, and loaded by the next chapter instead of being trained ag
 import pytest
 import torch
 
+from attn_course.data import reversal_task
 from attn_course.experiments import length
+from attn_course.train import train
 
 torch.set_num_threads(1)
 QUICK = {"steps": 3, "batch_size": 4, "n_test": 5, "test_lengths": (4, 6)}
@@ -102,6 +104,15 @@ def test_compare_trains_each_seed_with_its_models_recipe(store):
             assert rates == pytest.approx([lr] * 6)
     losses = [r.histories[length.TRANSFORMER]["loss"] for r in result[length.TRANSFORMER]]
     assert losses[0] != losses[1]  # another seed: other weights and batches
+    # the Transformer's run is train() with its paper's optimiser and no clipping; the
+    # attention decoder's, with Chapter 2's (constant rate, gradients clipped to norm 1)
+    for name, options in (
+        (length.TRANSFORMER, {"warmup": warmup, "betas": (0.9, 0.98), "clip": None}),
+        (length.ATTENTION, {"clip": 1.0}),
+    ):
+        model = length.make_model(name, reversal_task().vocab_size, length.SETTINGS)
+        direct = train(model, reversal_task(), 6, 4, (4, 24), lr=lr, progress=False, **options)
+        assert direct["loss"] == result[name][0].histories[name]["loss"]
     again = length.run(
         [length.TRANSFORMER],
         length.TO_FIT | length.RECIPES[length.TRANSFORMER] | {"seed": 1} | quick,

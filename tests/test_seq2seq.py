@@ -354,6 +354,34 @@ def test_train_uses_the_schedule_and_betas():
         assert torch.allclose(p, q), name
 
 
+def test_train_without_clipping_takes_adams_own_step():
+    """clip=None: the step is torch's Adam on the raw gradients, whose norm is recorded. A
+    clip below the norms rescales the gradients; Adam's first step does not see a scale,
+    its later ones do (the steps' gradients are rescaled by different factors)."""
+    task = reversal_task()
+    torch.manual_seed(4)
+    a, b, c = (_model(ChoDecoder, task) for _ in range(3))
+    b.load_state_dict(a.state_dict())
+    c.load_state_dict(a.state_dict())
+    history = train(a, task, 1, 8, (2, 6), lr=1e-1, clip=None, progress=False)
+    batch = make_batch(task, 8, (2, 6), np.random.default_rng(0))
+    optimizer = torch.optim.Adam(b.parameters(), lr=1e-1)
+    b.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        sequence_loss(b(batch), batch.tgt_out, batch.tgt_mask).backward()
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in b.parameters()]))
+    optimizer.step()
+    assert history["grad_norm"] == [pytest.approx(norm.item(), rel=1e-5)]
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert torch.allclose(p, q), name
+    more = train(a, task, 3, 8, (2, 6), lr=1e-2, clip=None, seed=1, progress=False)
+    train(c, task, 1, 8, (2, 6), lr=1e-1, clip=None, progress=False)  # a's first step
+    clipped = train(c, task, 3, 8, (2, 6), lr=1e-2, clip=1e-3, seed=1, progress=False)
+    assert min(more["grad_norm"]) > 1e-3  # so every step of c is rescaled
+    assert more["loss"][0] == clipped["loss"][0] and more["loss"][2] != clipped["loss"][2]
+
+
 def test_train_until_loss_stops_where_the_window_first_falls_below():
     """The stopped run is the prefix of the full run with the same seed, cut at the first
     step whose last-5-steps mean is below the threshold (found here from the full run)."""
@@ -378,6 +406,7 @@ def test_train_until_loss_stops_where_the_window_first_falls_below():
         ({"warmup": -1}, "warmup must be 0"),
         ({"until_loss": 0.0}, "until_loss must be a loss above 0"),
         ({"window": 0}, "window must be at least 1"),
+        ({"clip": 0.0}, r"clip must be a gradient norm above 0 \(or None: no clipping\)"),
     ],
 )
 def test_train_rejects_bad_options(bad, message):
