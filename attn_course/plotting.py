@@ -12,6 +12,7 @@ no figure relies on colour alone.
 """
 
 import io
+import zlib
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -47,11 +48,16 @@ _LINESTYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def smallest_text_pt(fig: Figure) -> float | None:
-    """The size in points of the smallest visible text of ``fig`` (None: it has none)."""
+def smallest_text_pt(fig: Figure, drawn: bool = False) -> float | None:
+    """The size in points of the smallest visible text of ``fig`` (None: it has none).
+
+    Tick labels get their text when the figure is drawn: it is drawn (without rendering)
+    first, unless ``drawn`` says it just was.
+    """
     from matplotlib.text import Text
 
-    fig.draw_without_rendering()  # tick labels get their text when drawn
+    if not drawn:
+        fig.draw_without_rendering()
     sizes = [
         t.get_fontsize()
         for t in fig.findobj(Text)
@@ -74,24 +80,29 @@ def screen_png(fig: Figure, **savefig_kw) -> tuple[bytes, dict]:
     IPython's own "retina" format does the same but also fixes the height, which stretches
     the picture when a narrow screen shrinks it to the column: only the width is given here.
     """
-    smallest = smallest_text_pt(fig)
-    metadata = dict(savefig_kw.pop("metadata", {}))
-    if smallest is not None:
-        metadata[SMALLEST_TEXT_KEY] = f"{smallest:g}"
     buffer = io.BytesIO()
-    fig.savefig(
-        buffer,
-        format="png",
-        bbox_inches="tight",
-        dpi=PIXEL_RATIO * fig.dpi,
-        metadata=metadata,
-        **savefig_kw,
-    )
+    fig.savefig(buffer, format="png", bbox_inches="tight", dpi=PIXEL_RATIO * fig.dpi, **savefig_kw)
     png = buffer.getvalue()
+    smallest = smallest_text_pt(fig, drawn=True)  # savefig has just drawn it
     width = int.from_bytes(png[16:20], "big") / PIXEL_RATIO  # IHDR: width, then height
     if smallest is not None:  # text printed at smallest * dpi / 72 CSS pixels at 1×
+        png = _with_text_chunk(png, SMALLEST_TEXT_KEY, f"{smallest:g}")
         width *= max(1.0, SMALL_PRINT_PX / (smallest * fig.dpi / 72))
     return png, {"width": round(width)}
+
+
+def _with_text_chunk(png: bytes, key: str, value: str) -> bytes:
+    """``png`` with a tEXt chunk (PNG specification, 11.3.4.3) after its header chunk.
+
+    savefig writes such chunks from ``metadata``, but the size is known only once the figure
+    is drawn, and Pillow would decode and encode the whole image again to add one: a chunk is
+    its length, its type, its data and the CRC-32 of type and data, so it is added here.
+    """
+    data = key.encode("latin-1") + b"\0" + value.encode("latin-1")
+    chunk = b"tEXt" + data
+    chunk = len(data).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+    after_header = 8 + 4 + 4 + 13 + 4  # signature; IHDR's length, type, 13 bytes, CRC
+    return png[:after_header] + chunk + png[after_header:]
 
 
 def book_style() -> None:

@@ -160,7 +160,9 @@ def _png(fig):
     from attn_course.plotting import screen_png
 
     png, metadata = screen_png(fig)
+    Image.open(io.BytesIO(png)).verify()  # every chunk's CRC, ours included
     image = Image.open(io.BytesIO(png))
+    image.load()
     return image, metadata
 
 
