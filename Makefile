@@ -26,20 +26,17 @@ grader: $(STAMP)
 # build; alone and first, so that pip asks that index for torch only.
 TORCH_INDEX := https://download.pytorch.org/whl/cpu
 
-# The lock is `pip freeze` of a resolved environment (`make lock`): complete, so pip installs
-# it without resolving it again (--no-deps), and `pip check` then proves nothing is missing.
 # pip compiles the installed modules to bytecode in one process; compile_dir does the same on
 # every core (a third of the install's time on 2 cores). Like pip, it skips a file that does
 # not compile (some packages ship such files as test data): its result is not an error.
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.lock)"
+	$(PIP) --no-deps --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.lock)"
 	$(PIP) -r requirements.lock
-	$(PIP) --no-build-isolation -e .
-	$(BIN)/python -m pip check --disable-pip-version-check
+	$(PIP) --no-deps --no-build-isolation -e .
 	$(BIN)/python -c 'import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, workers=0)' $(VENV)/lib
 	touch $@
 
