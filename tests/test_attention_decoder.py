@@ -109,6 +109,34 @@ def test_teacher_forced_forward_against_the_equations_written_out():
             torch.testing.assert_close(decoder.last_alpha[:, i], alpha, rtol=1e-12, atol=1e-12)
 
 
+def test_keys_projected_once_give_the_same_values_and_gradients():
+    """init_state computes h W_k once for the additive score; a step given another tensor h
+    (equal values, another object) projects it again, so the two paths can be compared:
+    the same logits, and the same gradients for every parameter and for h."""
+    torch.manual_seed(3)
+    decoder = AttentionDecoder(7, 3, 4, 6, score="additive", d_a=5).double()
+    h, C, src_mask = random_inputs(d_enc=6)
+    tgt_in = torch.randint(0, 7, (3, 4))
+    results = []
+    for same_h in (True, False):
+        decoder.zero_grad()
+        h_in = h.double().requires_grad_()
+        s = decoder.init_state(h_in, C.double(), src_mask)
+        logits = []
+        for i in range(tgt_in.shape[1]):
+            h_step = h_in if same_h else h_in * 1.0  # equal values, another tensor
+            logits_i, s = decoder.step(tgt_in[:, i], s, h_step, C.double(), src_mask)
+            logits.append(logits_i)
+        logits = torch.stack(logits, dim=1)
+        (logits**2).sum().backward()
+        results.append((logits.detach(), h_in.grad, [p.grad.clone() for p in decoder.parameters()]))
+    (a, h_a, grads_a), (b, h_b, grads_b) = results
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h_a, h_b, rtol=1e-12, atol=1e-12)
+    for x, y in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("k", [1, 2])
 def test_hard_attention_keeps_the_top_k_of_the_soft_weights(k):
     torch.manual_seed(3)

@@ -27,6 +27,7 @@ from attn_course.functional._arrays import array_namespace, check_feature_dims, 
 
 __all__ = [
     "additive_score",
+    "additive_score_projected",
     "cosine_score",
     "dot_score",
     "init_additive_params",
@@ -106,10 +107,21 @@ def additive_score(query, keys, W_q, W_k, v):
             "W_q, W_k and v must share the hidden size d_a (of the alignment MLP): "
             f"W_q {shape_of(W_q)}, W_k {shape_of(W_k)}, v {shape_of(v)}"
         )
-    xp = array_namespace(query, keys)
-    q_h = query @ W_q  # (..., T_q, d_a) or (d_a,)
-    k_h = keys @ W_k  # (..., T_k, d_a)
-    if query.ndim > 1:  # pair every query with every key
+    return additive_score_projected(query @ W_q, keys @ W_k, v)
+
+
+def additive_score_projected(q_h, k_h, v):
+    """:func:`additive_score` from the projections ``q_h = query @ W_q`` and
+    ``k_h = keys @ W_k``: v . tanh(q_h + k_h_j).
+
+    ``k_h`` does not depend on the query, so a decoder that scores the same keys at every
+    output step computes it once per sequence, as Bahdanau et al. note (appendix A.1.2).
+
+    Shapes: q_h (..., T_q, d_a) or (d_a,); k_h (..., T_k, d_a); v (d_a,)
+        -> (..., T_q, T_k), or (..., T_k) for a single query.
+    """
+    xp = array_namespace(q_h, k_h)
+    if q_h.ndim > 1:  # pair every query with every key
         q_h = xp.expand_dims(q_h, axis=-2)  # (..., T_q, 1, d_a)
         k_h = xp.expand_dims(k_h, axis=-3)  # (..., 1, T_k, d_a)
     return xp.tanh(q_h + k_h) @ v  # (..., T_q, T_k) or (..., T_k)

@@ -31,7 +31,13 @@ from torch import nn
 
 from attn_course.functional._arrays import shape_of
 from attn_course.functional.attention import attention, hard_attention
-from attn_course.functional.scores import additive_score, cosine_score, dot_score, scaled_dot_score
+from attn_course.functional.scores import (
+    additive_score,
+    additive_score_projected,
+    cosine_score,
+    dot_score,
+    scaled_dot_score,
+)
 
 __all__ = ["SCORES", "AdditiveScore", "AttentionDecoder", "ProjectedScore", "make_score"]
 
@@ -51,8 +57,11 @@ class AdditiveScore(nn.Module):
         self.W_k = nn.Parameter(torch.randn(d_k, d_a) / d_k**0.5)
         self.v = nn.Parameter(torch.randn(d_a) / d_a**0.5)
 
-    def forward(self, query, keys):
-        return additive_score(query, keys, self.W_q, self.W_k, self.v)
+    def forward(self, query, keys, keys_W_k=None):
+        """``keys_W_k``: ``keys @ W_k`` when the caller computed it once for many queries."""
+        if keys_W_k is None:
+            return additive_score(query, keys, self.W_q, self.W_k, self.v)
+        return additive_score_projected(query @ self.W_q, keys_W_k, self.v)
 
 
 class ProjectedScore(nn.Module):
@@ -133,6 +142,7 @@ class AttentionDecoder(nn.Module):
         self.score_name = score
         self.hard_k = hard_k
         self._alphas = []  # alpha_i of every step since the last init_state
+        self._keys_W_k = None  # (h, h W_k) of the last init_state, for the additive score
 
     @property
     def last_alpha(self):
@@ -165,8 +175,11 @@ class AttentionDecoder(nn.Module):
         read = attention  # soft: every input gets a weight
         if self.hard_k is not None:  # hard: only the top k survive
             read = partial(hard_attention, k=min(self.hard_k, h.shape[1]))
+        score = self.score
+        if self._keys_W_k is not None and self._keys_W_k[0] is h:  # h W_k of init_state
+            score = partial(self.score, keys_W_k=self._keys_W_k[1])
         # (B, 1, d_enc), (B, 1, S); keys = values = h
-        C_i, alpha = read(query, h, h, score=self.score, mask=mask)
+        C_i, alpha = read(query, h, h, score=score, mask=mask)
         return C_i[:, 0], alpha[:, 0]
 
     def init_state(self, h, C, src_mask):
@@ -176,6 +189,10 @@ class AttentionDecoder(nn.Module):
         """
         _check_inputs(h, C, src_mask, self.d_context)
         self._alphas = []
+        # The additive score's h_j W_k is the same at every step: computed once here.
+        self._keys_W_k = None
+        if isinstance(self.score, AdditiveScore):
+            self._keys_W_k = (h, h @ self.score.W_k)  # (B, S, d_a), for this h only
         return torch.tanh(self.init(C))
 
     def step(self, y_prev, state, h, C, src_mask):
