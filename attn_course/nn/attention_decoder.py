@@ -176,8 +176,8 @@ class AttentionDecoder(nn.Module):
         if self.hard_k is not None:  # hard: only the top k survive
             read = partial(hard_attention, k=min(self.hard_k, h.shape[1]))
         score = self.score
-        if self._keys_W_k is not None and self._keys_W_k[0] is h:  # h W_k of init_state
-            score = partial(self.score, keys_W_k=self._keys_W_k[1])
+        if self._keys_W_k is not None and self._keys_W_k[0] is h:
+            score = partial(score, keys_W_k=self._keys_W_k[1])  # once
         # (B, 1, d_enc), (B, 1, S); keys = values = h
         C_i, alpha = read(query, h, h, score=score, mask=mask)
         return C_i[:, 0], alpha[:, 0]
