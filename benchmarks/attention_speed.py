@@ -1,5 +1,7 @@
 """Benchmark: attn_course's batched attention against torch's scaled_dot_product_attention,
-and the book's build time. Prints ratios measured side by side in one run.
+the attention decoder's training step with the additive score's h W_k computed once per
+sequence against at every step, and the book's build time. Prints ratios measured side by
+side in one run.
 
     python benchmarks/attention_speed.py            # both
     python benchmarks/attention_speed.py --no-book  # attention only
@@ -17,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
@@ -49,6 +52,42 @@ def time_attention(B: int = 32, T: int = 256, d: int = 64) -> None:
         print(f"{name:<12} {ms_ours:>10.2f}ms {ms_torch:>10.2f}ms {ratio:>6.2f}x")
 
 
+def time_decoder_step(B: int = 64, n: int = 24) -> None:
+    """One training step (forward and backward) of Chapter 5's attention decoder on a batch
+    of reversals of length ``n``: h W_k computed once in init_state, as the decoder does,
+    against computed at every step (the decoder's own path when a step is given another h)."""
+    from attn_course.data import make_batch, reversal_task
+    from attn_course.experiments import length
+    from attn_course.train import sequence_loss
+
+    task = reversal_task()
+    model = length.make_model(length.ATTENTION, task.vocab_size)
+    batch = make_batch(task, B, n, np.random.default_rng(0))
+    decoder = model.decoder
+
+    def step(once: bool):
+        model.zero_grad()
+        h, C = model.encoder(batch.src, batch.src_mask)
+        s = decoder.init_state(h, C, batch.src_mask)
+        logits = []
+        for i in range(batch.tgt_in.shape[1]):
+            h_i = h if once else h * 1.0  # another tensor: the decoder projects it again
+            logits_i, s = decoder.step(batch.tgt_in[:, i], s, h_i, C, batch.src_mask)
+            logits.append(logits_i)
+        loss = sequence_loss(torch.stack(logits, 1), batch.tgt_out, batch.tgt_mask)
+        loss.backward()
+        return loss
+
+    torch.testing.assert_close(step(True), step(False))  # the same step, both ways
+    t_once = benchmark.Timer("f(True)", globals={"f": step}).blocked_autorange(min_run_time=2.0)
+    t_every = benchmark.Timer("f(False)", globals={"f": step}).blocked_autorange(min_run_time=2.0)
+    print(
+        f"attention decoder training step, B={B}, n={n}: h W_k once "
+        f"{t_once.median * 1e3:.1f} ms, at every step {t_every.median * 1e3:.1f} ms, "
+        f"ratio {t_once.median / t_every.median:.2f}x"
+    )
+
+
 def time_book_build() -> None:
     """A clean build (no execution cache) into a temporary folder: every chapter runs."""
     jb = Path(sys.executable).parent / "jupyter-book"
@@ -70,6 +109,7 @@ def main() -> None:
     parser.add_argument("--no-book", action="store_true", help="skip the book build")
     args = parser.parse_args()
     time_attention()
+    time_decoder_step()
     if not args.no_book:
         time_book_build()
 
