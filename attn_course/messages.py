@@ -153,15 +153,16 @@ def _translate(s: str, language: str, depth: int = 0) -> str | None:
     return None
 
 
-def english(s: str, lang: str) -> str:
+def english(s: str, lang: str, domain: str = "exercises") -> str:
     """A test cell's words in ``lang`` back to the English of the source (the inverse of
-    :func:`text`, for reading graded notebooks); as they are when no translation matches."""
+    :func:`text`, for reading graded notebooks); as they are when no translation matches.
+    ``domain="checks"``: the package's own messages instead (e.g. the grader's notes)."""
     if lang == "en" or not s:
         return s
-    reverse = _reverse(lang)
+    reverse = _reverse(lang, domain)
     if s in reverse:
         return reverse[s]
-    for regex, holes, msgid in _reverse_patterns(lang):
+    for regex, holes, msgid in _reverse_patterns(lang, domain):
         m = regex.fullmatch(s)
         if m:
             return _fill(m, holes, msgid)
@@ -169,14 +170,14 @@ def english(s: str, lang: str) -> str:
 
 
 @cache
-def _reverse(language: str) -> dict[str, str]:
-    return {v: k for k, v in catalog(language).items()}
+def _reverse(language: str, domain: str) -> dict[str, str]:
+    return {v: k for k, v in catalog(language, domain).items()}
 
 
 @cache
-def _reverse_patterns(language: str) -> list[tuple[re.Pattern, list[str], str]]:
+def _reverse_patterns(language: str, domain: str) -> list[tuple[re.Pattern, list[str], str]]:
     out = []
-    for msgid, msgstr in sorted(catalog(language).items(), key=lambda kv: -len(kv[1])):
+    for msgid, msgstr in sorted(catalog(language, domain).items(), key=lambda kv: -len(kv[1])):
         parts = _PLACEHOLDER.split(msgstr)
         if len(parts) == 1:
             continue

@@ -258,6 +258,26 @@ def test_the_report_reads_every_kind_of_failure_alike_in_both_languages(monkeypa
     assert chinese == english
 
 
+def test_the_report_reads_the_graders_notes_alike_in_both_languages():
+    """A cell that ran too long, a kernel that died, cells not run: one kind of failure in
+    the class report whichever language the notebook was in."""
+    from attn_course.grading import notes
+    from attn_course.grading.failures import signature
+
+    zh = {"metadata": {"attn_course": {"language": LANGUAGE}}}
+    cases = [
+        ("CellTimeoutError", notes.TIMEOUT, {"timeout": 30}),
+        ("CellTimeoutError", notes.HUNG, {"timeout": 30}),
+        ("KernelDied", notes.DIED, {}),
+        ("NotRun", notes.GAVE_UP, {}),
+        ("NotRun", notes.OUT_OF_TIME, {}),
+    ]
+    for ename, note, values in cases:
+        chinese = notes.say(note, zh, **values)
+        assert chinese != note.format(**values)  # translated
+        assert signature(ename, chinese) == signature(ename, note.format(**values)), note
+
+
 def test_the_graders_notes_in_each_language():
     """The grader's notes on a run, in the notebook's language from the compiled catalog;
     English for an English notebook and for metadata naming no known language."""
