@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from attn_course.functional.attention import attention, hard_attention, hard_weights
 from attn_course.functional.scores import (
     additive_score,
+    additive_score_projected,
     cosine_score,
     dot_score,
     init_additive_params,
@@ -138,6 +139,10 @@ def test_additive_score_matches_explicit_loop_with_different_sizes():
     )  # fmt: skip
     np.testing.assert_allclose(additive_score(Q, K, **p), expected)
     np.testing.assert_allclose(additive_score(Q[0, 1], K[0], **p), expected[0, 1])
+    # the same from the two projections, K W_k computed once for every query
+    q_h, k_h = Q @ p["W_q"], K @ p["W_k"]
+    np.testing.assert_allclose(additive_score_projected(q_h, k_h, p["v"]), expected)
+    np.testing.assert_allclose(additive_score_projected(q_h[0, 1], k_h[0], p["v"]), expected[0, 1])
 
 
 def test_additive_score_hand_case():
@@ -157,6 +162,8 @@ def test_score_shape_errors_name_both_shapes():
     p = init_additive_params(4, 4, 3)
     with pytest.raises(ValueError, match=r"query \(2, 6\) with W_q \(4, 3\)"):
         additive_score(np.zeros((2, 6)), np.zeros((5, 4)), **p)
+    with pytest.raises(ValueError, match=r"q_h \(2, 3\), k_h \(5, 4\), v \(3,\)"):
+        additive_score_projected(np.zeros((2, 3)), np.zeros((5, 4)), p["v"])
 
 
 # --- attention ----------------------------------------------------------------------------

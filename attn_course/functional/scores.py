@@ -120,6 +120,11 @@ def additive_score_projected(q_h, k_h, v):
     Shapes: q_h (..., T_q, d_a) or (d_a,); k_h (..., T_k, d_a); v (d_a,)
         -> (..., T_q, T_k), or (..., T_k) for a single query.
     """
+    if q_h.shape[-1] != k_h.shape[-1] or tuple(v.shape) != (k_h.shape[-1],):
+        raise ValueError(
+            "q_h, k_h and v must share the hidden size d_a (of the alignment MLP): "
+            f"q_h {shape_of(q_h)}, k_h {shape_of(k_h)}, v {shape_of(v)}"
+        )
     xp = array_namespace(q_h, k_h)
     if q_h.ndim > 1:  # pair every query with every key
         q_h = xp.expand_dims(q_h, axis=-2)  # (..., T_q, 1, d_a)
