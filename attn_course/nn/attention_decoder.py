@@ -57,8 +57,16 @@ class AdditiveScore(nn.Module):
         self.W_k = nn.Parameter(torch.randn(d_k, d_a) / d_k**0.5)
         self.v = nn.Parameter(torch.randn(d_a) / d_a**0.5)
 
+    def project_keys(self, keys):
+        """``keys @ W_k``: the keys' half of the score, the same for every query, so a caller
+        with many queries computes it once (Bahdanau et al., appendix A.1.2).
+
+        Shapes: keys (B, T_k, d_k) -> (B, T_k, d_a)
+        """
+        return keys @ self.W_k
+
     def forward(self, query, keys, keys_W_k=None):
-        """``keys_W_k``: ``keys @ W_k`` when the caller computed it once for many queries."""
+        """``keys_W_k``: :meth:`project_keys` of ``keys``, when the caller computed it once."""
         if keys_W_k is None:
             return additive_score(query, keys, self.W_q, self.W_k, self.v)
         return additive_score_projected(query @ self.W_q, keys_W_k, self.v)
@@ -192,7 +200,7 @@ class AttentionDecoder(nn.Module):
         # The additive score's h_j W_k is the same at every step: computed once here.
         self._keys_W_k = None
         if isinstance(self.score, AdditiveScore):
-            self._keys_W_k = (h, h @ self.score.W_k)  # (B, S, d_a), for this h only
+            self._keys_W_k = (h, self.score.project_keys(h))  # (B, S, d_a), for this h only
         return torch.tanh(self.init(C))
 
     def step(self, y_prev, state, h, C, src_mask):
