@@ -36,16 +36,12 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-com
 # pip, which also reads the machine's pip configuration (a mirror, a folder of wheels) for it;
 # uv reads its own (UV_DEFAULT_INDEX, UV_FIND_LINKS: README, "Set-up"). --system-certs: like pip,
 # uv trusts the system's certificate store (which holds a company proxy's CA, say), not only its own.
-# The two run side by side: no package of the lock but the course itself depends on torch (uv's
-# plan for the rest installs no torch), so neither waits for the other or writes its files.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --no-deps --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.lock)"
 	$(PIP) "$$(grep '^uv==' requirements.lock)"
-	$(PIP) --no-deps --index-url $(TORCH_INDEX) "$$(grep '^torch==' requirements.lock)" & torch=$$!; \
-	grep -v '^torch==' requirements.lock \
-	    | $(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python -r -; \
-	rest=$$?; wait $$torch && exit $$rest
+	$(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python -r requirements.lock
 	$(PIP) --no-deps --no-build-isolation -e .
 	$(BIN)/python -c 'import compileall, sys; compileall.compile_dir(sys.argv[1], quiet=2, workers=0)' $(VENV)/lib
 	touch $@
