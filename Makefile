@@ -138,8 +138,11 @@ exercises: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/attention_speed.py
 
+# --all: pip freeze leaves out setuptools and wheel otherwise, and the lock pins them too (the
+# editable install builds with the venv's setuptools; a pinned package requires wheel).
 lock: $(STAMP)
-	{ grep '^#' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements.lock.new
+	{ grep '^#' requirements.lock; $(BIN)/python -m pip freeze --all --exclude-editable \
+	    | grep -v '^pip==' | sed 's/+cpu//'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
