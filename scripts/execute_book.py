@@ -17,9 +17,9 @@ changed since the last run, the cache and the builds' doctrees are cleared and e
 runs again (trained models are kept: ``attn_course.experiments.length`` keys them on the code
 they depend on).
 
-The longest chapters are queued first, so the short ones fill the other core; Chapter 5,
-which reuses Chapter 2's trained models (see ``attn_course.experiments.length``), is queued
-last, so it finds them trained rather than waiting for them.
+The longest chapters are queued first (``FIRST``), so the short ones fill the other core:
+Chapter 5, which trains the six models of its comparison, takes one core on its own for about
+as long as every other chapter takes on the other.
 """
 
 import hashlib
