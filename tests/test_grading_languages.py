@@ -94,6 +94,17 @@ def mixed(tmp_path_factory):
             folder = subs / f"{language}_{name}" / A
             folder.mkdir(parents=True)
             nbformat.write(make(release), folder / f"{A}.ipynb")
+    # through nbgrader's exchange the whole release folder comes back, the English notebook at
+    # its top: "hub_zh" answered in the Chinese one only, "hub_both" in both
+    answers, en, zh = _answers(course), _release(course, "en"), _release(course, ZH)
+    for name, top, translated in (
+        ("hub_zh", en, answers["sol"](zh)),
+        ("hub_both", answers["wrong"](en), answers["sol"](zh)),
+    ):
+        folder = subs / name / A
+        (folder / ZH).mkdir(parents=True)
+        nbformat.write(top, folder / f"{A}.ipynb")
+        nbformat.write(translated, folder / ZH / f"{A}.ipynb")
     ours = grade_cmd(course, A, subs, "--jobs", "2", "--timeout", "60")
     plain = _course(base / "plain")
     shutil.copytree(subs, plain / "submitted")
@@ -140,7 +151,7 @@ def test_both_paths_grade_the_mixed_class(mixed):
 def test_same_answers_same_grades_flags_and_status_in_both_languages(mixed):
     course, plain, _, _, db = mixed
     rows = read_csv(course / "graded" / A / "grades.csv")
-    assert len(rows) == 8
+    assert len(rows) == 10
     cells = [k for k in rows["en_sol"] if k.startswith("test_")]
     for name in _pairs(rows):
         en, zh = rows[f"en_{name}"], rows[f"{ZH}_{name}"]
@@ -158,6 +169,30 @@ def test_same_answers_same_grades_flags_and_status_in_both_languages(mixed):
     assert _flags(ours_db) == _flags(db)
     flags = _flags(db)
     assert all(flags[f"en_{n}"] == flags[f"{ZH}_{n}"] for n in _pairs(rows))
+
+
+def test_the_notebook_worked_in_is_graded_when_the_exchange_hands_in_both(mixed):
+    """A student who fetched through nbgrader's exchange and worked in zh_CN/ is graded on the
+    Chinese notebook, by both paths; one who answered at the top too is graded there."""
+    course, plain, _, _, db = mixed
+    rows = read_csv(course / "graded" / A / "grades.csv")
+    cells = [k for k in rows["en_sol"] if k.startswith("test_")]
+    hub, zh = rows["hub_zh"], rows[f"{ZH}_sol"]
+    for key in ["score", "max_score", "flagged", *cells]:
+        assert hub[key] == zh[key], f"{key}: {hub[key]!r} != {zh[key]!r}"
+    assert float(hub["score"]) == float(hub["max_score"]) > 0
+    assert f"graded {ZH}/{A}.ipynb: the notebook at the top was as released" in hub["status"]
+    both = rows["hub_both"]
+    assert [both[k] for k in ["score", *cells]] == [rows["en_wrong"][k] for k in ["score", *cells]]
+    assert "graded " not in both["status"]
+    for autograded in (course / "autograded", plain / "autograded"):
+        nb = nbformat.read(autograded / "hub_zh" / A / f"{A}.ipynb", 4)
+        assert nb.metadata["attn_course"]["language"] == ZH
+        assert nb.metadata["attn_course"]["graded_from"] == f"{ZH}/{A}.ipynb"
+        nb = nbformat.read(autograded / "hub_both" / A / f"{A}.ipynb", 4)
+        assert "graded_from" not in nb.metadata.get("attn_course", {})
+    page = _text(plain / "feedback" / "hub_zh" / A / f"{A}.html")
+    assert "作业 3 — 查询、键、值" in page and "得分" in page
 
 
 def _text(path):

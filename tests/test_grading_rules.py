@@ -31,7 +31,11 @@ from attn_course.grading.gradebook import (
     record_assignment,
     zero_notebook,
 )
-from attn_course.grading.preprocessors import RepairSubmission, SaveAutoGradesFair
+from attn_course.grading.preprocessors import (
+    FromWorkedTranslation,
+    RepairSubmission,
+    SaveAutoGradesFair,
+)
 from attn_course.grading.sandbox import Limits
 
 GiB = 2**30
@@ -113,6 +117,7 @@ def test_configure_keeps_nbgraders_pipeline_with_ours_slotted_in():
     c = Config()
     configure(c)
     assert [p.__name__ for p in c.Autograde.sanitize_preprocessors] == [
+        "FromWorkedTranslation",
         "ClearOutput",
         "FromTranslation",
         "RepairSubmission",
@@ -132,6 +137,46 @@ def test_configure_keeps_nbgraders_pipeline_with_ours_slotted_in():
     ]
     # generate_assignment writes each release's translations beside it
     assert type(c.GenerateAssignment.post_convert_hook).__name__ == "TranslateRelease"
+
+
+def test_the_notebook_worked_in_is_the_one_graded(tmp_path):
+    """FromWorkedTranslation, on the released 03 notebooks (their answer cells carry nbgrader's
+    checksums): the top notebook unless only a translation in its language's folder has
+    answers; never stopped by a broken or mislabelled extra file."""
+    A = "03_query_key_value"
+    release = Path(__file__).resolve().parents[1] / "exercises" / A
+    en, zh = (
+        nbformat.read(release / f"{A}.ipynb", 4),
+        nbformat.read(release / "zh_CN" / f"{A}.ipynb", 4),
+    )
+
+    def answered(nb):
+        nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+        next(c for c in nb.cells if utils.is_solution(c)).source = "def softmax(x): ..."
+        return nb
+
+    def graded(top, others):
+        folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        nbformat.write(top, folder / f"{A}.ipynb")
+        for sub, content in others.items():
+            (folder / sub).mkdir()
+            path = folder / sub / f"{A}.ipynb"
+            path.write_text(content) if isinstance(content, str) else nbformat.write(content, path)
+        resources = {"metadata": {"path": str(folder)}, "nbgrader": {"notebook": A}}
+        nb, _ = FromWorkedTranslation().preprocess(
+            nbformat.read(folder / f"{A}.ipynb", 4), resources
+        )
+        return nb.metadata.get("attn_course", {}).get("language", "en"), nb.metadata.get(
+            "attn_course", {}
+        ).get("graded_from")
+
+    assert graded(en, {"zh_CN": answered(zh)}) == ("zh_CN", f"zh_CN/{A}.ipynb")
+    assert graded(en, {"zh_CN": zh}) == ("en", None)  # nothing answered anywhere: the top
+    assert graded(answered(en), {"zh_CN": answered(zh)}) == ("en", None)  # answers at the top
+    assert graded(en, {"fr": answered(zh)}) == ("en", None)  # a zh_CN notebook in another folder
+    assert graded(en, {"zh_CN": "{not json"}) == ("en", None)
+    assert graded(en, {}) == ("en", None)
 
 
 # --- cells ----------------------------------------------------------------------------------

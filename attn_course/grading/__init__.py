@@ -67,6 +67,7 @@ def configure(c) -> None:
     from attn_course.grading.execute import GradingExecute
     from attn_course.grading.preprocessors import (
         FromTranslation,
+        FromWorkedTranslation,
         RepairSubmission,
         SaveAutoGradesFair,
     )
@@ -86,7 +87,10 @@ def configure(c) -> None:
                 f"nbgrader's Autograde no longer runs {needed.__name__}: re-read "
                 "attn_course.grading.configure against nbgrader/converters/autograde.py"
             )
-    # a translated notebook is mapped to the English one before anything compares its cells
+    # the notebook the student worked in (a translation in <lang>/, handed in through the
+    # exchange beside an untouched English one) first; then a translated notebook is mapped
+    # to the English one before anything compares its cells
+    sanitize.insert(0, FromWorkedTranslation)
     at = sanitize.index(ClearOutput) + 1
     sanitize[at:at] = [FromTranslation, RepairSubmission]
     swap = {Execute: GradingExecute, SaveAutoGrades: SaveAutoGradesFair}

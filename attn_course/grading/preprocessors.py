@@ -25,6 +25,7 @@ nbgrader's log, so plain ``nbgrader autograde`` says it too.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
@@ -34,9 +35,16 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, SaveA
 
 from attn_course.grading.cells import part_name
 from attn_course.grading.gradebook import apply_verdict, source_cells
-from attn_course.grading.languages import ENGLISH, to_source
+from attn_course.grading.languages import ENGLISH, notebook_language, to_source
 
-__all__ = ["FromTranslation", "RepairSubmission", "SaveAutoGradesFair", "describe", "report_of"]
+__all__ = [
+    "FromTranslation",
+    "FromWorkedTranslation",
+    "RepairSubmission",
+    "SaveAutoGradesFair",
+    "describe",
+    "report_of",
+]
 
 
 def report_of(nb) -> dict:
@@ -50,6 +58,9 @@ def describe(nb, prefix: str = "", repairs: bool = True) -> list[str]:
     recorded in it."""
     report = report_of(nb)
     out = []
+    if report.get("graded_from"):
+        where = report["graded_from"]
+        out.append(f"{prefix}graded {where}: the notebook at the top was as released")
     if repairs and report.get("repairs"):
         out.append(f"{prefix}cells tampered with and restored: " + ", ".join(report["repairs"]))
     run = report.get("execution", {})
@@ -75,6 +86,56 @@ def describe(nb, prefix: str = "", repairs: bool = True) -> list[str]:
     if not run.get("guard_ok", True):
         out.append(f"{prefix}score withheld: {run.get('guard_problem')} (flagged for review)")
     return out
+
+
+def _answered(nb) -> bool:
+    """Whether a student changed an answer cell: nbgrader's own checksum of each answer cell
+    as released, against the cell now."""
+    return any(
+        utils.is_solution(cell)
+        and cell.metadata.nbgrader.get("checksum") != utils.compute_checksum(cell)
+        for cell in nb.cells
+    )
+
+
+class FromWorkedTranslation(NbGraderPreprocessor):
+    """The notebook the student worked in, when that is a translation.
+
+    nbgrader's exchange hands each student the whole release: the English notebook at the top
+    and each translation in ``<lang>/`` under the same name (``TranslateRelease``), and
+    nbgrader grades the notebook at the top. When no answer of that one changed and exactly one
+    translation's did, the translation is graded in its place, and its metadata says so
+    (``attn_course.graded_from``, which :func:`describe` reports). First of the sanitising
+    preprocessors: everything after it sees the notebook that is graded."""
+
+    def preprocess(self, nb, resources):
+        if _answered(nb):
+            return nb, resources
+        folder = Path(resources.get("metadata", {}).get("path") or ".")
+        name = resources["nbgrader"]["notebook"] + ".ipynb"
+        worked = []
+        for path in sorted(folder.glob(f"*/{name}")):
+            try:
+                other = nbformat.read(path, as_version=4)
+            except (OSError, ValueError) as err:  # a broken extra file: the top one is graded
+                self.log.warning("%s: not read (%s)", path, err)
+                continue
+            language = notebook_language(other, unknown=ENGLISH)
+            if language != ENGLISH and path.parent.name == language and _answered(other):
+                worked.append((path, other))
+        if len(worked) != 1:
+            if worked:
+                self.log.warning(
+                    "%s: answers in %s and none at the top; the top one is graded",
+                    name,
+                    ", ".join(str(p.relative_to(folder)) for p, _ in worked),
+                )
+            return nb, resources
+        path, other = worked[0]
+        graded_from = path.relative_to(folder).as_posix()
+        other.metadata.setdefault("attn_course", {})["graded_from"] = graded_from
+        self.log.info("%s: graded %s, where the answers are", name, graded_from)
+        return other, resources
 
 
 class FromTranslation(NbGraderPreprocessor):
