@@ -4,7 +4,8 @@ Real JupyterHub with its npm proxy on 127.0.0.1, real unix users (PAM login), nb
 exchange, and the course's plugin grading boxed, all laid out by scripts/hub/class_hub.py as
 `make hub` lays them out. The instructor releases assignment 03; two students log in, fetch it
 from the Assignments tab, fill the answer cells in the notebook editor (alice every part
-right, bob's cosine score wrong), validate and submit; the instructor collects,
+right in the English notebook, bob's cosine score wrong in the Chinese one, zh_CN/, beside an
+English one he leaves as fetched), validate and submit; the instructor collects,
 autogrades, generates and releases feedback; each student fetches the feedback and must see
 the score the gradebook holds: 12/12 for alice, 11/12 for bob (the notebook's points: bob loses
 exactly test_cosine_score's 1 point: no other part uses cosine_score).
@@ -117,8 +118,9 @@ def rows(page, kind: str):
     return page.locator(f"#{kind}_assignments_list > .list_item")
 
 
-def fetch_and_submit(browser, hub, name: str, wrong: dict[str, str]) -> str:
-    """What the student does in the browser; returns the validation dialog's text."""
+def fetch_and_submit(browser, hub, name: str, wrong: dict[str, str], notebook: str) -> str:
+    """What the student does in the browser, in ``notebook`` of the fetched folder (the English
+    one at its top, or the Chinese one in zh_CN/); returns the validation dialog's text."""
     tree = log_in(browser, hub, name)
     context = tree.context
     assignments_tab(tree)
@@ -127,7 +129,7 @@ def fetch_and_submit(browser, hub, name: str, wrong: dict[str, str]) -> str:
     rows(tree, "fetched").filter(has_text=A).wait_for()
 
     nb = context.new_page()
-    nb.goto(f"{hub.url}/user/{name}/notebooks/{A}/{A}.ipynb")
+    nb.goto(f"{hub.url}/user/{name}/notebooks/{A}/{notebook}")
     cells = nb.locator(".jp-Notebook .jp-Cell")
     cells.first.wait_for()
     for index, text in answers(wrong).items():
@@ -152,8 +154,15 @@ def fetch_and_submit(browser, hub, name: str, wrong: dict[str, str]) -> str:
     return verdict
 
 
-def feedback_score(browser, hub, name: str) -> str:
-    """The score on the feedback the student fetched and opened from the Assignments tab."""
+HEADING = {  # the feedback's heading, as the checks' catalog writes it
+    "en": rf"{A}: score ([\d.]+) of ([\d.]+)",
+    "zh_CN": rf"{A}：得分 ([\d.]+)，满分 ([\d.]+)",
+}
+
+
+def feedback_score(browser, hub, name: str, language: str) -> str:
+    """The score on the feedback the student fetched and opened from the Assignments tab, whose
+    heading is in ``language`` (the language of the notebook that was graded)."""
     tree = log_in(browser, hub, name)
     context = tree.context
     assignments_tab(tree)
@@ -164,7 +173,7 @@ def feedback_score(browser, hub, name: str) -> str:
         tree.locator(".jp-DirListing-item", has_text=f"{A}.html").dblclick()
     feedback = opened.value
     # Notebook 7's HTML viewer shows the file in an iframe (sandboxed: no scripts, none needed)
-    heading = feedback.frame_locator("iframe").get_by_text(re.compile(rf"{A}: score"))
+    heading = feedback.frame_locator("iframe").get_by_text(re.compile(HEADING[language]))
     text = heading.first.inner_text(timeout=60_000)
     # And through the hub, another student's server is closed to this one.
     other = ALICE if name == BOB else BOB
@@ -173,7 +182,7 @@ def feedback_score(browser, hub, name: str) -> str:
     # and the student's own server has no formgrader (switched off for students).
     assert tree.request.get(f"{hub.url}/user/{name}/formgrader").status == 404
     context.close()
-    score = re.search(rf"{A}: score ([\d.]+) of ([\d.]+)", text)  # the feedback's heading
+    score = re.search(HEADING[language], text)
     assert score, text[:2000]
     return f"{float(score[1]):g}/{float(score[2]):g}"
 
@@ -195,8 +204,9 @@ def test_a_class_on_the_hub_in_the_browser(hub, browser):
     instructor(hub, "generate_assignment", A, "--force")
     instructor(hub, "release_assignment", A, "--force")
 
-    right = fetch_and_submit(browser, hub, ALICE, wrong={})
-    wrong = fetch_and_submit(browser, hub, BOB, wrong=WRONG)
+    right = fetch_and_submit(browser, hub, ALICE, wrong={}, notebook=f"{A}.ipynb")
+    # bob works in the Chinese notebook and submits the folder as fetched
+    wrong = fetch_and_submit(browser, hub, BOB, wrong=WRONG, notebook=f"zh_CN/{A}.ipynb")
     assert "passes" in right.lower() or "success" in right.lower(), right
     assert "cosine_score" in wrong, wrong
 
@@ -222,7 +232,8 @@ def test_a_class_on_the_hub_in_the_browser(hub, browser):
         }
     assert lost == {ALICE: [], BOB: ["test_cosine_score"]}, lost
     assert held == {ALICE: "12/12", BOB: "11/12"}, held  # the notebook's points, by hand
-    seen = {s: feedback_score(browser, hub, s) for s in (ALICE, BOB)}
+    assert f"graded zh_CN/{A}.ipynb" in graded, graded  # bob's Chinese notebook, as the log says
+    seen = {s: feedback_score(browser, hub, s, lang) for s, lang in ((ALICE, "en"), (BOB, "zh_CN"))}
     assert seen == held
 
     # Nobody reads another's work: the file system says no, as each user's server would.
