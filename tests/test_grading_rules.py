@@ -176,6 +176,12 @@ def test_the_notebook_worked_in_is_the_one_graded(tmp_path):
     assert graded(answered(en), {"zh_CN": answered(zh)}) == ("en", None)  # answers at the top
     assert graded(en, {"fr": answered(zh)}) == ("en", None)  # a zh_CN notebook in another folder
     assert graded(en, {"zh_CN": "{not json"}) == ("en", None)
+    broken = nbformat.from_dict(json.loads(json.dumps(en)))
+    next(c for c in broken.cells if utils.is_solution(c)).metadata.nbgrader = "tampered"
+    assert graded(broken, {"zh_CN": answered(zh)}) == ("en", None)  # the top, as nbgrader would
+    odd = answered(zh)
+    odd.metadata.attn_course = "zh_CN"
+    assert graded(en, {"zh_CN": odd}) == ("en", None)
     assert graded(en, {}) == ("en", None)
 
 

@@ -90,12 +90,16 @@ def describe(nb, prefix: str = "", repairs: bool = True) -> list[str]:
 
 def _answered(nb) -> bool:
     """Whether a student changed an answer cell: nbgrader's own checksum of each answer cell
-    as released, against the cell now."""
-    return any(
-        utils.is_solution(cell)
-        and cell.metadata.nbgrader.get("checksum") != utils.compute_checksum(cell)
-        for cell in nb.cells
-    )
+    as released, against the cell now. Metadata too broken to tell counts as changed (the
+    notebook stays the one graded; ``RepairSubmission`` deals with it)."""
+    try:
+        return any(
+            utils.is_solution(cell)
+            and cell.metadata.nbgrader.get("checksum") != utils.compute_checksum(cell)
+            for cell in nb.cells
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return True
 
 
 class FromWorkedTranslation(NbGraderPreprocessor):
@@ -120,7 +124,10 @@ class FromWorkedTranslation(NbGraderPreprocessor):
             except (OSError, ValueError) as err:  # a broken extra file: the top one is graded
                 self.log.warning("%s: not read (%s)", path, err)
                 continue
-            language = notebook_language(other, unknown=ENGLISH)
+            try:
+                language = notebook_language(other, unknown=ENGLISH)
+            except AttributeError:  # metadata that is not a mapping
+                continue
             if language != ENGLISH and path.parent.name == language and _answered(other):
                 worked.append((path, other))
         if len(worked) != 1:
