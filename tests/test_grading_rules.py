@@ -167,9 +167,8 @@ def test_the_notebook_worked_in_is_the_one_graded(tmp_path):
         nb, _ = FromWorkedTranslation().preprocess(
             nbformat.read(folder / f"{A}.ipynb", 4), resources
         )
-        return nb.metadata.get("attn_course", {}).get("language", "en"), nb.metadata.get(
-            "attn_course", {}
-        ).get("graded_from")
+        said = nb.metadata.get("attn_course", {})
+        return said.get("language", "en"), said.get("graded_from")
 
     assert graded(en, {"zh_CN": answered(zh)}) == ("zh_CN", f"zh_CN/{A}.ipynb")
     assert graded(en, {"zh_CN": zh}) == ("en", None)  # nothing answered anywhere: the top
