@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,20 @@ def hub():
     finally:
         class_hub.stop_hub(proc)
         # Stopping the hub stopped every user's server: no process of the class is left
-        # running (an exited one whose parent has not reaped it yet, a zombie, is not).
-        listed = subprocess.run(
-            ["ps", "-o", "pid=,stat=,args=", "-u", f"{INSTRUCTOR},{ALICE},{BOB}"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        running = [ln for ln in listed.stdout.splitlines() if not ln.split()[1].startswith("Z")]
+        # running (an exited one whose parent has not reaped it yet, a zombie, is not). A
+        # kernel notices its server is gone by polling its parent (ipykernel: every second),
+        # so the class gets 10 s to wind down.
+        for _ in range(20):
+            listed = subprocess.run(
+                ["ps", "-o", "pid=,stat=,args=", "-u", f"{INSTRUCTOR},{ALICE},{BOB}"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            lines = listed.stdout.splitlines()
+            running = [ln for ln in lines if not ln.split()[1].startswith("Z")]
+            if not running:
+                break
+            time.sleep(0.5)
         class_hub.remove_users(cls)
         shutil.rmtree(state, ignore_errors=True)
         assert proc.returncode is not None and not running, running
