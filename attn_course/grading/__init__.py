@@ -53,12 +53,13 @@ def configure(c) -> None:
         from attn_course.grading import configure
         configure(c)
 
-    Registers, in nbgrader's own pipelines, the mapping of a translated notebook to the
-    English one and the repair of tampered notebooks before nbgrader's sanitising, the boxed
-    execution (:class:`~attn_course.grading.execute.GradingExecute` in place of ``Execute``)
-    and the fair scoring with the guard's verdict; ``zip_collect``'s file-name pattern and
-    the feedback's preprocessors. Plain ``nbgrader
-    autograde``, formgrader and ``attn-course grade`` then grade every submission alike.
+    Registers, in nbgrader's own pipelines, the choice of the notebook a student worked in
+    (a translation handed in beside an untouched English one), the mapping of a translated
+    notebook to the English one and the repair of tampered notebooks before nbgrader's
+    sanitising, the boxed execution (:class:`~attn_course.grading.execute.GradingExecute` in
+    place of ``Execute``) and the fair scoring with the guard's verdict; ``zip_collect``'s
+    file-name pattern and the feedback's preprocessors. Plain ``nbgrader autograde``,
+    formgrader and ``attn-course grade`` then grade every submission alike.
     Options stay configurable after the call (``c.GradingExecute.memory = "1G"`` etc.).
     """
     from nbgrader.converters import Autograde
