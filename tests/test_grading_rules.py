@@ -6,6 +6,7 @@ derived from them, what a test cell is and how its error reads, the repairs of a
 notebook, fair scoring of stderr, zeroing, and the guard's restore. References are
 hand-computed values and nbgrader's own behaviour (its checksums, its Gradebook)."""
 
+import copy
 import html
 import json
 import subprocess
@@ -32,6 +33,7 @@ from attn_course.grading.gradebook import (
     zero_notebook,
 )
 from attn_course.grading.preprocessors import (
+    FromTranslation,
     FromWorkedTranslation,
     RepairSubmission,
     SaveAutoGradesFair,
@@ -290,6 +292,19 @@ def _repair(db_url, nb):
     resources = {"nbgrader": {"notebook": TINY, "assignment": TINY, "db_url": db_url}}
     nb, _ = pp.preprocess(nb, resources)
     return nb, nb.metadata["attn_course"]["repairs"]
+
+
+@pytest.mark.parametrize("said", [{"language": "xx", "graded_from": "x/y.ipynb"}, "zh_CN"])
+def test_metadata_naming_no_known_language_is_graded_as_english(recorded, said):
+    """A student's edit of ``attn_course`` (an unknown language, or no mapping at all) does not
+    stop FromTranslation: the notebook is graded as English, its other notes kept."""
+    db_url, released = recorded
+    nb = copy.deepcopy(released)
+    nb.metadata["attn_course"] = said
+    resources = {"nbgrader": {"notebook": TINY, "assignment": TINY, "db_url": db_url}}
+    nb, _ = FromTranslation().preprocess(nb, resources)
+    kept = {"graded_from": "x/y.ipynb"} if isinstance(said, dict) else {}
+    assert nb.metadata["attn_course"] == kept
 
 
 def _grade_ids(nb):

@@ -173,6 +173,10 @@ def test_a_notebook_in_an_unknown_language_is_a_clear_error():
         notebook_language(nb)
     with pytest.raises(ValueError, match="no translation to 'en'"):
         localize(nb, "en")
+    nb.metadata["attn_course"] = "zh_CN"  # not a mapping: no language can be read from it
+    with pytest.raises(ValueError, match="attn_course is 'zh_CN', not a mapping"):
+        notebook_language(nb)
+    assert notebook_language(nb, unknown="en") == "en"
 
 
 def test_the_graders_own_words_fall_back_to_english_for_an_unknown_language():

@@ -62,7 +62,12 @@ def notebook_language(nb, unknown: str | None = None) -> str:
     """The language a notebook says it is in (``metadata.attn_course.language``); English if
     it says nothing. An unknown language is an error, or ``unknown`` when that is given (for
     the grader's own words: metadata a student edited must not stop a grade)."""
-    value = nb.get("metadata", {}).get("attn_course", {}).get("language", ENGLISH)
+    said = nb.get("metadata", {}).get("attn_course", {})
+    if not isinstance(said, dict):  # edited into something else: it names no language
+        if unknown is not None:
+            return unknown
+        raise ValueError(f"the notebook's metadata attn_course is {said!r}, not a mapping")
+    value = said.get("language", ENGLISH)
     if value not in LANGUAGES and unknown is not None:
         return unknown
     if value not in LANGUAGES:

@@ -124,10 +124,7 @@ class FromWorkedTranslation(NbGraderPreprocessor):
             except (OSError, ValueError) as err:  # a broken extra file: the top one is graded
                 self.log.warning("%s: not read (%s)", path, err)
                 continue
-            try:
-                language = notebook_language(other, unknown=ENGLISH)
-            except AttributeError:  # metadata that is not a mapping
-                continue
+            language = notebook_language(other, unknown=ENGLISH)
             if language != ENGLISH and path.parent.name == language and _answered(other):
                 worked.append((path, other))
         if len(worked) != 1:
@@ -162,7 +159,9 @@ class FromTranslation(NbGraderPreprocessor):
             language, mapped = to_source(nb, locked)
         except ValueError as err:  # a language this course has no catalog of
             self.log.warning("%s: %s; graded as English", ids["notebook"], err)
-            nb.metadata["attn_course"].pop("language")
+            said = nb.metadata["attn_course"]
+            kept = said if isinstance(said, dict) else {}  # not a mapping: nothing to keep
+            nb.metadata["attn_course"] = {k: v for k, v in kept.items() if k != "language"}
             language, mapped = to_source(nb, locked)
         if language != ENGLISH:
             self.log.info(
